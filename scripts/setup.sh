@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Sets up a fresh Debian machine for emolive: apt packages, .venv, Python packages.
+# Idempotent: re-running only installs what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES=(ffmpeg espeak-ng libespeak-ng1 sox libportaudio2 chromium chromium-driver)
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  echo "[setup] apt install ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+PY=${PYTHON:-python3}
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+PIP=(.venv/bin/python -m pip install -q --disable-pip-version-check)
+stamp=.venv/.emolive-deps
+want=$(cat requirements.txt pyproject.toml scripts/setup.sh | sha256sum | cut -c1-16)
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  echo "[setup] installing Python packages into .venv"
+  "${PIP[@]}" --upgrade pip >/dev/null
+  # CPU build of torch first, so nothing later pulls the CUDA build.
+  "${PIP[@]}" torch==2.13.0
+  "${PIP[@]}" -r requirements.txt
+  "${PIP[@]}" --no-deps mediapipe==0.10.21
+  "${PIP[@]}" --no-deps -e .
+  echo "$want" > "$stamp"
+fi
