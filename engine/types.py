@@ -135,3 +135,15 @@ class VideoFrame:
     image: np.ndarray
     t: float
     index: int
+
+
+@dataclass(frozen=True, eq=False)
+class SpeechFrame:
+    """The speech-driven face state of one video frame and its voice-activity score (0..1)."""
+
+    state: FaceState
+    vad: float
+
+    @property
+    def t(self) -> float:
+        return self.state.t

@@ -1,0 +1,4 @@
+"""Renderers behind one interface; `create(name, avatar)` picks one by name."""
+from .base import Renderer, RendererError, available, create, register
+
+__all__ = ["Renderer", "RendererError", "available", "create", "register"]

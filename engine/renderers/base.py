@@ -1,0 +1,51 @@
+"""The renderer seam: a synchronous `render(state) -> RGB frame`, one instance per session.
+
+Renderers are plain synchronous objects; the streaming shell runs them in a worker
+so the event loop never blocks. New renderers register a factory by name.
+"""
+from __future__ import annotations
+
+from typing import Callable, Protocol, runtime_checkable
+
+import numpy as np
+
+from ..types import FaceState
+
+
+class RendererError(RuntimeError):
+    """A renderer cannot be created or cannot draw (bad avatar, missing device, ...)."""
+
+
+@runtime_checkable
+class Renderer(Protocol):
+    name: str
+    size: tuple[int, int]  # (height, width) of the frames it draws
+
+    def render(self, state: FaceState) -> np.ndarray:
+        """Draw one face state as an (H, W, 3) uint8 RGB frame."""
+        ...
+
+    def close(self) -> None:
+        ...
+
+
+_REGISTRY: dict[str, Callable[..., Renderer]] = {}
+
+
+def register(name: str):
+    def deco(factory: Callable[..., Renderer]) -> Callable[..., Renderer]:
+        _REGISTRY[name] = factory
+        return factory
+
+    return deco
+
+
+def available() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def create(name: str, avatar, **options) -> Renderer:
+    """Create the renderer registered as `name` for an avatar (see engine.avatar)."""
+    if name not in _REGISTRY:
+        raise RendererError(f"unknown renderer {name!r}; available: {', '.join(available()) or 'none'}")
+    return _REGISTRY[name](avatar, **options)
