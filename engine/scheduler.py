@@ -1,0 +1,247 @@
+"""Sans-I/O audio/video scheduler: audio sample positions are the master clock.
+
+One timeline, counted in output audio samples, orders everything in a session:
+
+* Input audio (the presenter's voice) is written into a bounded delay line at a
+  write position W; the outbound audio reads it back at a read position R that
+  advances by exactly `frame_samples` per audio frame, paced by a monotonic
+  clock and never waiting for input (missing input reads as silence).
+* W - R is the pipeline latency. It is kept inside [min_latency, latency +
+  max_backlog]: input that arrives after its slot was played (gap, loss,
+  start) is placed at R + latency with silence before it, input that would
+  overfill the line is dropped. Either way the audio model is told, so the
+  model's time and the timeline never disagree.
+* Video frame k shows timeline sample k * samples_per_frame; its pts is derived
+  from that sample position, and it is due when the audio at that position is.
+  So lips and voice share one clock and cannot drift apart, whatever the
+  wall clock or the input clock do.
+
+No method sleeps or touches the event loop; the streaming shell calls them.
+"""
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .clock import Clock, MonotonicClock
+
+VIDEO_CLOCK_RATE = 90_000  # RTP clock of video streams
+
+
+@dataclass(frozen=True)
+class SchedulerConfig:
+    sample_rate: int = 48_000
+    fps: int = 25
+    frame_samples: int = 960  # one outbound audio frame (20 ms at 48 kHz, the Opus frame)
+    min_latency_s: float = 0.12  # model look-ahead + render budget: below this video would be late
+    jitter_s: float = 0.06  # headroom over the minimum so that late packets do not open gaps
+    max_backlog_s: float = 0.30  # input beyond latency + this is dropped (bounded delay line)
+    resync_gap_s: float = 1.0  # longer gaps restart the audio model instead of feeding it silence
+    render_lead_s: float = 0.04  # a frame is rendered this long before it is due
+
+    def __post_init__(self) -> None:
+        if self.sample_rate % self.fps:
+            raise ValueError("sample_rate must be a multiple of fps so frames sit on whole samples")
+        if self.min_latency_s < 0 or self.jitter_s < 0 or self.max_backlog_s <= 0:
+            raise ValueError("latencies must be non-negative and the backlog positive")
+
+    @property
+    def samples_per_video_frame(self) -> int:
+        return self.sample_rate // self.fps
+
+    @property
+    def latency_s(self) -> float:
+        return self.min_latency_s + self.jitter_s
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where an input chunk went on the timeline."""
+
+    accepted: bool
+    position: int  # timeline sample of its first sample
+    gap: int = 0  # silence inserted before it; feed the model the same silence
+    restart: bool = False  # the model must restart with its time 0 at `position`
+
+
+class AVScheduler:
+    def __init__(self, config: SchedulerConfig | None = None, clock: Clock | None = None) -> None:
+        self.config = c = config or SchedulerConfig()
+        self.clock = clock or MonotonicClock()
+        self._rate = c.sample_rate
+        self._min_lat = round(c.min_latency_s * self._rate)
+        self._lat = round(c.latency_s * self._rate)
+        self._max = self._lat + round(c.max_backlog_s * self._rate)
+        self._resync = round(c.resync_gap_s * self._rate)
+        self._spf = c.samples_per_video_frame
+        self._ring = np.zeros(self._max + c.frame_samples, np.float32)
+        self._t0: float | None = None
+        self.read_pos = 0
+        self.write_pos: int | None = None  # None: nothing written since the start
+        self.stats = {"input_dropped_samples": 0, "gap_samples": 0, "restarts": 0, "silent_audio_frames": 0}
+
+    # -- clock -------------------------------------------------------------
+    @property
+    def started(self) -> bool:
+        return self._t0 is not None
+
+    def start(self) -> None:
+        """Anchor timeline sample 0 at the clock's now; later calls do nothing."""
+        if self._t0 is None:
+            self._t0 = self.clock.now()
+
+    def wall_time(self, position: int) -> float:
+        """When timeline sample `position` is due, on the scheduler's clock."""
+        self.start()
+        return self._t0 + position / self._rate
+
+    def timeline_now(self) -> int:
+        """The timeline sample due now according to the clock."""
+        self.start()
+        # A thousandth of a sample of tolerance absorbs float rounding of the clock.
+        return math.floor((self.clock.now() - self._t0) * self._rate + 1e-3)
+
+    # -- input -------------------------------------------------------------
+    def write(self, pcm: np.ndarray) -> Placement:
+        """Place one chunk of mono float32 input at the engine rate on the timeline."""
+        pcm = np.asarray(pcm, np.float32).reshape(-1)
+        n = len(pcm)
+        w, r = self.write_pos, self.read_pos
+        if w is not None and w + n > r + self._max:
+            self.stats["input_dropped_samples"] += n
+            return Placement(False, w)
+        gap, restart = 0, False
+        if w is None or w < r + self._min_lat:
+            target = r + self._lat
+            if w is None or target - w > self._resync:
+                # Start of the model's time: on a video frame boundary, so that
+                # model frame k is exactly timeline frame origin/spf + k.
+                target = -(-target // self._spf) * self._spf
+                restart = True
+                self.stats["restarts"] += 1
+                w = target
+            else:
+                gap = target - w
+                self._zero(w, target)
+                self.stats["gap_samples"] += gap
+                w = target
+        self._store(w, pcm)
+        self.write_pos = w + n
+        return Placement(True, w, gap, restart)
+
+    def clear_input(self) -> None:
+        """Forget buffered input (interrupt): the next write restarts the model."""
+        if self.write_pos is not None:
+            self._zero(self.read_pos, max(self.write_pos, self.read_pos))
+        self.write_pos = None
+
+    @property
+    def buffered_latency_s(self) -> float:
+        """How long input written now waits before it is played: the pipeline latency."""
+        if self.write_pos is None:
+            return self.config.latency_s
+        return max(self.write_pos - self.read_pos, 0) / self._rate
+
+    # -- audio out -----------------------------------------------------------
+    def audio_deadline(self) -> float:
+        """Wall time at which the next outbound audio frame is due."""
+        return self.wall_time(self.read_pos)
+
+    def pull_audio(self) -> tuple[np.ndarray, int]:
+        """The next outbound audio frame and its pts in samples; never waits for input."""
+        n = self.config.frame_samples
+        r = self.read_pos
+        out = np.zeros(n, np.float32)
+        avail = 0 if self.write_pos is None else min(max(self.write_pos - r, 0), n)
+        if avail:
+            out[:avail] = self._take(r, avail)
+        else:
+            self.stats["silent_audio_frames"] += 1
+        self._zero(r, r + n)  # played samples must not reappear one ring lap later
+        self.read_pos = r + n
+        return out, r
+
+    # -- video -------------------------------------------------------------
+    def video_position(self, k: int) -> int:
+        return k * self._spf
+
+    def video_pts(self, k: int) -> int:
+        """pts of video frame k in the 90 kHz video clock, from its audio sample position."""
+        return self.video_position(k) * VIDEO_CLOCK_RATE // self._rate
+
+    def video_deadline(self, k: int) -> float:
+        return self.wall_time(self.video_position(k))
+
+    def video_index_due(self) -> int:
+        """The video frame whose time has come (the one to send now)."""
+        return max(self.timeline_now(), 0) // self._spf
+
+    def next_render_index(self, last_rendered: int) -> tuple[int, int]:
+        """(frame to render next, frames skipped because they could no longer be on time)."""
+        k = last_rendered + 1
+        due = self.video_index_due()
+        if self.video_deadline(k) < self.clock.now() - 1e-9 and k <= due:
+            skipped = due + 1 - k
+            return due + 1, skipped
+        return k, 0
+
+    def render_start_time(self, k: int) -> float:
+        return self.video_deadline(k) - self.config.render_lead_s
+
+    # -- ring buffer -------------------------------------------------------
+    def _store(self, pos: int, pcm: np.ndarray) -> None:
+        size = len(self._ring)
+        i = pos % size
+        first = min(len(pcm), size - i)
+        self._ring[i:i + first] = pcm[:first]
+        self._ring[:len(pcm) - first] = pcm[first:]
+
+    def _take(self, pos: int, n: int) -> np.ndarray:
+        idx = (np.arange(pos, pos + n)) % len(self._ring)
+        return self._ring[idx]
+
+    def _zero(self, start: int, end: int) -> None:
+        if end > start:
+            self._ring[np.arange(start, end) % len(self._ring)] = 0.0
+
+
+class FrameSlot:
+    """The newest rendered frames (a few), so the sender takes the right one.
+
+    Bounded: older frames fall out. `take(k)` returns the newest frame whose
+    index is <= k: a frame rendered ahead is never shown early, and when
+    rendering is late the previous frame is repeated (counted).
+    """
+
+    def __init__(self, capacity: int = 3) -> None:
+        self._frames: deque[tuple[int, Any]] = deque(maxlen=capacity)
+        self.repeats = 0
+        self.sent = 0
+        self.lag_frames: deque[int] = deque(maxlen=100)  # sent index - shown index, for the A/V offset
+
+    def put(self, k: int, frame: Any) -> bool:
+        """Keep frame k unless a newer one is already here (late renders lose)."""
+        if self._frames and self._frames[-1][0] >= k:
+            return False
+        self._frames.append((k, frame))
+        return True
+
+    def take(self, k: int) -> tuple[int, Any] | None:
+        best = None
+        for item in self._frames:
+            if item[0] <= k:
+                best = item
+        if best is None:
+            return None
+        self.sent += 1
+        if best[0] < k:
+            self.repeats += 1
+        self.lag_frames.append(k - best[0])
+        return best
+
+    def newest_index(self) -> int | None:
+        return self._frames[-1][0] if self._frames else None

@@ -1,0 +1,121 @@
+"""Sans-I/O session pipeline: voice in -> speech frames -> emotion -> render requests.
+
+The session owns the per-presenter state and nothing that waits: the streaming
+shell feeds it PCM as packets arrive, asks it for the face state of each video
+frame when that frame is due for rendering, and runs the renderer itself in a
+worker. Everything here is bounded and testable without an event loop.
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Callable, Protocol
+
+import numpy as np
+
+from .scheduler import AVScheduler, SchedulerConfig
+from .types import FaceState, SpeechFrame
+
+
+class SpeechModel(Protocol):
+    """Audio-to-expression: returns the frames that became final (state.t = k / fps)."""
+
+    def push(self, pcm: np.ndarray, sample_rate: int) -> list[SpeechFrame]: ...
+
+
+class EmotionLayer(Protocol):
+    def apply(self, speech_state: FaceState) -> FaceState: ...
+
+
+def model_latency_s(model: object) -> float:
+    """The model's fixed look-ahead in seconds, whatever the attribute is called."""
+    for name in ("latency_s", "lookahead_s", "latency"):
+        value = getattr(model, name, None)
+        if isinstance(value, (int, float)):
+            return float(value)
+    raise TypeError(f"{type(model).__name__} does not declare its look-ahead latency (latency_s)")
+
+
+def scheduler_config_for(model_latency: float, *, render_budget_s: float = 0.08, jitter_s: float = 0.06,
+                         sample_rate: int = 48_000, fps: int = 25, **extra) -> SchedulerConfig:
+    """A schedule whose voice delay covers the model's look-ahead plus rendering."""
+    return SchedulerConfig(sample_rate=sample_rate, fps=fps, min_latency_s=model_latency + render_budget_s,
+                           jitter_s=jitter_s, render_lead_s=render_budget_s, **extra)
+
+
+class Session:
+    """One presenter's pipeline (not thread-safe: the shell calls it from one thread)."""
+
+    def __init__(self, scheduler: AVScheduler, model_factory: Callable[[], SpeechModel], emotion: EmotionLayer,
+                 idle: Callable[[float], FaceState] | None = None, max_pending_frames: int | None = None) -> None:
+        self.scheduler = scheduler
+        self.emotion = emotion
+        self._model_factory = model_factory
+        self._model: SpeechModel | None = None
+        self._origin = 0  # timeline video frame of the model's frame 0
+        self._idle = idle or (lambda t: FaceState.neutral(t))
+        cfg = scheduler.config
+        self._fps = cfg.fps
+        self._rate = cfg.sample_rate
+        # Frames wait here from the model until their render time: about the
+        # pipeline latency's worth; more than the bound means nobody renders,
+        # and the oldest go.
+        bound = max_pending_frames or int((cfg.latency_s + cfg.max_backlog_s) * cfg.fps) + 8
+        self._pending: OrderedDict[int, SpeechFrame] = OrderedDict()
+        self._bound = bound
+        self.vad = 0.0
+        self.speaking_frames = 0
+        self.stats = {"speech_frames": 0, "speech_frames_dropped": 0, "idle_frames": 0, "input_chunks": 0}
+
+    # -- input -------------------------------------------------------------
+    def push_audio(self, pcm: np.ndarray) -> int:
+        """Feed mono float32 PCM at the scheduler's rate; returns how many speech frames became final."""
+        pcm = np.asarray(pcm, np.float32).reshape(-1)
+        if not len(pcm):
+            return 0
+        self.stats["input_chunks"] += 1
+        placed = self.scheduler.write(pcm)
+        if not placed.accepted:
+            return 0
+        if placed.restart or self._model is None:
+            self._model = self._model_factory()
+            self._origin = placed.position // self.scheduler.config.samples_per_video_frame
+        frames: list[SpeechFrame] = []
+        if placed.gap:
+            frames += self._model.push(np.zeros(placed.gap, np.float32), self._rate)
+        frames += self._model.push(pcm, self._rate)
+        for f in frames:
+            self._keep(self._origin + int(round(f.t * self._fps)), f)
+        return len(frames)
+
+    def _keep(self, k: int, frame: SpeechFrame) -> None:
+        self._pending[k] = frame
+        self.stats["speech_frames"] += 1
+        while len(self._pending) > self._bound:
+            self._pending.popitem(last=False)
+            self.stats["speech_frames_dropped"] += 1
+
+    def interrupt(self) -> None:
+        """Stop the current speech now: buffered voice and its pending frames are dropped."""
+        self._pending.clear()
+        self.scheduler.clear_input()
+        self._model = None
+
+    # -- output ------------------------------------------------------------
+    def state_for(self, k: int) -> FaceState:
+        """The final face state of timeline video frame k (speech + emotion, or idle)."""
+        t = k / self._fps
+        while self._pending and next(iter(self._pending)) < k:
+            self._pending.popitem(last=False)  # frames whose time has passed were skipped
+        frame = self._pending.pop(k, None)
+        if frame is None:
+            self.stats["idle_frames"] += 1
+            self.vad = 0.0
+            speech = self._idle(t)
+        else:
+            self.vad = float(frame.vad)
+            speech = frame.state if frame.state.t == t else frame.state.replace(t=t)
+        return self.emotion.apply(speech)
+
+    @property
+    def pending_frames(self) -> int:
+        return len(self._pending)

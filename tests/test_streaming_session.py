@@ -1,0 +1,82 @@
+"""The sans-I/O session pipeline with a small test double for the audio model."""
+import numpy as np
+
+from engine.clock import FakeClock
+from engine.scheduler import AVScheduler
+from engine.session import Session, model_latency_s, scheduler_config_for
+from engine.types import FaceState, SpeechFrame
+
+
+class LoudnessModel:
+    """Test double: one frame per 40 ms of audio, jawOpen = chunk loudness, 40 ms look-ahead."""
+
+    latency_s = 0.04
+
+    def __init__(self):
+        self.buf = np.zeros(0, np.float32)
+        self.k = 0
+
+    def push(self, pcm, sample_rate):
+        self.buf = np.concatenate([self.buf, pcm])
+        spf = sample_rate // 25
+        out = []
+        while len(self.buf) >= 2 * spf:  # frame k is final once frame k+1's audio is in
+            amp = float(np.abs(self.buf[:spf]).mean())
+            out.append(SpeechFrame(FaceState.neutral(self.k / 25).replace(jawOpen=amp), vad=float(amp > 0.1)))
+            self.buf = self.buf[spf:]
+            self.k += 1
+        return out
+
+
+class Smile:
+    def apply(self, s):
+        return s.replace(mouthSmileLeft=0.5)
+
+
+def make():
+    model = LoudnessModel()
+    cfg = scheduler_config_for(model_latency_s(model))
+    sched = AVScheduler(cfg, FakeClock())
+    sched.start()
+    return Session(sched, LoudnessModel, Smile()), sched
+
+
+def test_speech_reaches_the_frame_that_plays_it():
+    session, sched = make()
+    spf = sched.config.samples_per_video_frame
+    loud = np.full(spf * 10, 0.8, np.float32)
+    voice = np.concatenate([np.zeros(spf * 5, np.float32), loud, np.zeros(spf * 15, np.float32)])
+    out, states = [], {}
+    for chunk in np.split(voice, len(voice) // 960):  # real time: one 20 ms packet in, one out
+        session.push_audio(chunk)
+        frame, pts = sched.pull_audio()
+        out.append(frame)
+        if pts % spf == 0:  # video frame pts // spf falls due with this audio: render it
+            states[pts // spf] = session.state_for(pts // spf)
+    # Locate where the loud audio sits in the outbound audio: the same frames must open the jaw.
+    out = np.concatenate(out)
+    loud_frames = sorted({i // spf for i in np.nonzero(out > 0.5)[0]})
+    assert len(loud_frames) == 10
+    for k in range(loud_frames[0] - 3, loud_frames[-1] + 3):
+        state = states[k]
+        assert state.t == k / 25
+        assert state["mouthSmileLeft"] == 0.5
+        assert (state["jawOpen"] > 0.5) == (k in loud_frames), k
+
+
+def test_idle_when_there_is_no_input_and_pending_frames_are_bounded():
+    session, sched = make()
+    state = session.state_for(3)
+    assert state["jawOpen"] == 0 and state.t == 3 / 25 and session.stats["idle_frames"] == 1
+    for _ in range(200):  # nobody renders: the pending frames stay bounded
+        session.push_audio(np.full(960, 0.5, np.float32))
+        sched.pull_audio()
+    assert session.pending_frames <= session._bound
+
+
+def test_interrupt_drops_buffered_voice():
+    session, sched = make()
+    session.push_audio(np.full(9600, 0.8, np.float32))
+    session.interrupt()
+    assert session.pending_frames == 0
+    assert not any(sched.pull_audio()[0].any() for _ in range(30))
