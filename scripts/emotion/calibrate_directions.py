@@ -1,0 +1,201 @@
+"""Calibrate the eight emotion directions on real faces and write the committed asset.
+
+    OMP_NUM_THREADS=1 .venv/bin/python scripts/emotion/calibrate_directions.py [--out engine/assets/emotion_directions.json]
+
+Measurements (MediaPipe Face Landmarker blendshapes, see engine/measure.py):
+* London set: 102 neutral/smiling pairs of the same person -> happy (paired).
+* CREMA-D actor 1001: mean over all frames of each emotion clip minus the mean
+  over his neutral clips (same sentence, so speech roughly cancels): EMOdiffhead's
+  d_y = e_y - e_n for angry, disgusted, fear, happy, sad. Frames are upscaled 3x
+  because the faces are ~60 px wide.
+* Pexels stills angry/surprised minus the London neutral population mean
+  (unpaired, different people: weaker evidence, used for surprised only).
+* Pexels video (sad -> laughing, no neutral): frames in the top quartile of smile
+  minus the bottom quartile, a check of the (happy - sad) contrast.
+
+Combination rule per emotion (measured mean m over its paired sources, FACS
+prototype p with support S, engine/emotion/facs.py):
+1. coefficients outside the emotion layer (blinks, gaze, jaw sideways, tongue,
+   jawOpen / mouthClose which speech owns) are taken from p only;
+2. keep m_i on S; off S keep only a positive m_i >= 0.10 (0.20 when all the
+   evidence is unpaired) on a coefficient that no other emotion's prototype uses:
+   calibration may reshape an emotion but not import another one's defining AU
+   (actor 1001 smiles through his disgust and fear takes, for instance);
+3. on S, each AU keeps at least half its prototype value (the measure can miss
+   an AU on small or talking faces);
+4. rescale so the apex (largest coefficient) equals the prototype's apex, i.e.
+   the data give the shape and FACS the intensity at k = 1.
+Contempt has no data here and is the prototype alone.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from engine.emotion import facs  # noqa: E402
+from engine.emotion.directions import ASSET, EMOTIONS, EmotionSpace  # noqa: E402
+from engine.measure import Landmarker, read_video_rgb, shared_dir  # noqa: E402
+from engine.types import BLENDSHAPE_NAMES, COEFF_INDEX, NUM_COEFFS  # noqa: E402
+
+SPEECH_OWNED = ("jawOpen", "mouthClose")
+NOT_EMOTION = ("eyeBlinkLeft", "eyeBlinkRight", "eyeLookDownLeft", "eyeLookDownRight", "eyeLookInLeft",
+               "eyeLookInRight", "eyeLookOutLeft", "eyeLookOutRight", "eyeLookUpLeft", "eyeLookUpRight",
+               "jawLeft", "jawRight", "jawForward", "mouthLeft", "mouthRight", "tongueOut") + SPEECH_OWNED
+CREMAD = {"angry": "ANG", "disgusted": "DIS", "fear": "FEA", "happy": "HAP", "sad": "SAD"}
+
+
+def _rgb(path: Path) -> np.ndarray:
+    import cv2
+
+    return cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
+
+
+def measure_london(lm: Landmarker, root: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(paired smiling - neutral deltas (N, 52), neutral blendshapes (N, 52))."""
+    deltas, neutrals = [], []
+    for n in sorted((root / "neutral").glob("*_03.jpg")):
+        s = root / "smiling" / n.name.replace("_03", "_08")
+        a, b = lm.detect(_rgb(n)), lm.detect(_rgb(s)) if s.exists() else None
+        if a is None or b is None:
+            continue
+        deltas.append(b.blendshapes - a.blendshapes)
+        neutrals.append(a.blendshapes)
+    return np.array(deltas), np.array(neutrals)
+
+
+def measure_clip(path: Path, upscale: int = 3) -> np.ndarray:
+    """Blendshapes of every frame of a clip where a face is found, (T, 52)."""
+    import cv2
+
+    frames, fps = read_video_rgb(path)
+    out = []
+    with Landmarker(mode="video") as lm:
+        for i, f in enumerate(frames):
+            if upscale > 1:
+                f = cv2.resize(f, None, fx=upscale, fy=upscale, interpolation=cv2.INTER_CUBIC)
+            m = lm.detect(f, timestamp_ms=int(round(i * 1000 / fps)))
+            if m is not None:
+                out.append(m.blendshapes)
+    return np.array(out)
+
+
+def combine(emotion: str, measured: np.ndarray | None, paired: bool) -> np.ndarray:
+    p = facs.prototype(emotion)
+    if measured is None:
+        return p
+    S = facs.support(emotion)
+    m = measured.copy()
+    thr = 0.10 if paired else 0.20
+    others = np.zeros_like(S)
+    for e in facs.PROTOTYPES:
+        if e != emotion:
+            others |= facs.support(e)
+    keep = S | ((m >= thr) & ~others)
+    d = np.where(keep, m, 0.0)
+    d = np.where(S, np.maximum(d, 0.5 * p), d)
+    for n in NOT_EMOTION:
+        d[COEFF_INDEX[n]] = p[COEFF_INDEX[n]]
+    apex = np.max(np.abs(d))
+    return d * (p.max() / apex) if apex > 1e-6 else p
+
+
+def cosine(a: np.ndarray, b: np.ndarray) -> float:
+    return float(a @ b / max(np.linalg.norm(a) * np.linalg.norm(b), 1e-12))
+
+
+def top(v: np.ndarray, n: int = 6) -> str:
+    idx = np.argsort(-np.abs(v))[:n]
+    return ", ".join(f"{BLENDSHAPE_NAMES[i]} {v[i]:+.2f}" for i in idx if abs(v[i]) >= 0.01)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--out", default=str(ASSET))
+    ap.add_argument("--report", default=None, help="also write the measurements as JSON here")
+    args = ap.parse_args()
+    sd = shared_dir()
+    if sd is None:
+        print("../shared not present", file=sys.stderr)
+        return 2
+    ex = sd / "data" / "expressions"
+    with Landmarker(mode="image") as lm:
+        london_d, london_n = measure_london(lm, ex / "london")
+        still = {k: lm.detect(_rgb(ex / "pexels" / f)) for k, f in
+                 (("angry", "angry.jpg"), ("surprised", "surprised.jpeg"), ("neutral", "neutral.jpeg"))}
+    print(f"London: {len(london_d)} pairs measured")
+    crem = {code: measure_clip(ex / "cremad" / f"1001_DFA_{code}_XX.flv") for code in list(CREMAD.values()) + ["NEU"]}
+    crem_neu = np.concatenate([crem["NEU"], measure_clip(ex / "cremad" / "1001_IWL_NEU_XX.mp4")])
+    e_n = crem_neu.mean(0)
+    for code, v in crem.items():
+        print(f"CREMA-D {code}: {len(v)} frames with a face")
+    pex = measure_clip(ex / "pexels" / "WolfgangLanger_Pexels.mp4", upscale=1)
+    smile = pex[:, [COEFF_INDEX["mouthSmileLeft"], COEFF_INDEX["mouthSmileRight"]]].mean(1)
+    q1, q3 = np.quantile(smile, [0.25, 0.75])
+    pex_contrast = pex[smile >= q3].mean(0) - pex[smile <= q1].mean(0)
+    pop_neutral = london_n.mean(0)
+
+    meas: dict[str, dict[str, np.ndarray]] = {e: {} for e in EMOTIONS}
+    meas["happy"]["london"] = london_d.mean(0)
+    for e, code in CREMAD.items():
+        meas[e]["cremad"] = crem[code].mean(0) - e_n
+    unpaired = {e: still[e].blendshapes - pop_neutral for e in ("angry", "surprised") if still[e] is not None}
+
+    coeffs = np.zeros((len(EMOTIONS), NUM_COEFFS))
+    head = np.zeros((len(EMOTIONS), 3))
+    sources: dict[str, str] = {}
+    report: dict[str, dict] = {}
+    for i, e in enumerate(EMOTIONS):
+        head[i] = facs.HEAD_PRIORS[e]
+        if e == "neutral":
+            sources[e] = "zero by definition"
+            continue
+        aus = "+".join(a for a, _ in facs.PROTOTYPES[e])
+        paired = [v for v in meas[e].values()]
+        if paired:
+            # Unpaired stills count as one more source when paired data exist too.
+            m = np.mean(paired + ([unpaired[e]] if e in unpaired else []), 0)
+            coeffs[i] = combine(e, m, paired=True)
+            src = f"FACS AU{aus} calibrated on " + " + ".join(
+                {"london": f"London {len(london_d)} pairs", "cremad": "CREMA-D 1001 vs neutral"}[k] for k in meas[e])
+            if e in unpaired:
+                src += " + Pexels still (unpaired)"
+        elif e in unpaired:
+            m = unpaired[e]
+            coeffs[i] = combine(e, m, paired=False)
+            src = f"FACS AU{aus} calibrated on Pexels still minus London neutral mean (unpaired)"
+        else:
+            m = None
+            coeffs[i] = facs.prototype(e)
+            src = f"FACS AU{aus} prototype (no data in ../shared)"
+        sources[e] = src
+        report[e] = {"source": src, "cos_final_vs_prototype": cosine(coeffs[i], facs.prototype(e))}
+        for k, v in meas[e].items():
+            report[e][f"measured_{k}"] = top(v)
+            report[e][f"cos_{k}_vs_prototype"] = cosine(v, facs.prototype(e))
+        if e in unpaired:
+            report[e]["measured_unpaired_still"] = top(unpaired[e])
+            report[e]["cos_unpaired_vs_prototype"] = cosine(unpaired[e], facs.prototype(e))
+        report[e]["final"] = top(coeffs[i], 8)
+    hs = coeffs[EMOTIONS.index("happy")] - coeffs[EMOTIONS.index("sad")]
+    report["check_pexels_happy_minus_sad"] = {
+        "measured": top(pex_contrast), "frames": int(len(pex)), "cos_vs_final_happy_minus_sad": cosine(pex_contrast, hs)}
+    if "cremad" in meas["happy"]:
+        report["check_london_vs_cremad_happy_cos"] = cosine(meas["happy"]["london"], meas["happy"]["cremad"])
+
+    space = EmotionSpace(coeffs=coeffs, head=head, sources=sources)
+    Path(args.out).write_text(json.dumps(space.to_json(), indent=1) + "\n")
+    print(json.dumps(report, indent=1))
+    if args.report:
+        Path(args.report).write_text(json.dumps(report, indent=1) + "\n")
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
