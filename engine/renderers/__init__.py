@@ -1,4 +1,5 @@
 """Renderers behind one interface; `create(name, avatar)` picks one by name."""
 from .base import Renderer, RendererError, available, create, register
+from . import meshwarp  # noqa: F401  (registers "meshwarp")
 
 __all__ = ["Renderer", "RendererError", "available", "create", "register"]

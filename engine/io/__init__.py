@@ -1,0 +1,1 @@
+"""File inputs and outputs of the offline tools: expression timelines and mp4 writing."""
