@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from engine import face_geometry as fg  # noqa: E402
 from engine.measure import Landmarker, read_video_rgb, shared_dir  # noqa: E402
-from engine.rig import rigid_align  # noqa: E402
+from engine.rig import RIGID_LANDMARKS, rigid_align  # noqa: E402
 from engine.types import BLENDSHAPE_NAMES, COEFF_INDEX, NUM_COEFFS  # noqa: E402
 
 CACHE = ROOT / "build" / "rig_cache"
@@ -258,6 +258,8 @@ def regions(mf: np.ndarray) -> np.ndarray:
         else:  # jaw*, mouth*, cheekPuff, tongueOut: lower face
             m = y > 0.3
         out[k] = m & side
+    # Frames are rigidly aligned on these, so the data holds no motion for them: keep them still.
+    out[:, list(RIGID_LANDMARKS)] = False
     return out
 
 
@@ -518,6 +520,7 @@ def main() -> None:
     for k in range(NUM_COEFFS):
         if source[k] == "facs":
             basis[k] = facs_displacement(BLENDSHAPE_NAMES[k], mf, mirror)
+            basis[k, list(RIGID_LANDMARKS)] = 0.0
     blink_close = np.full(2, np.nan)
     for i, (n, lids) in enumerate((("eyeBlinkLeft", fg.EYE_L_LIDS), ("eyeBlinkRight", fg.EYE_R_LIDS))):
         if source[COEFF_INDEX[n]] == "fit":
