@@ -12,7 +12,7 @@ from typing import Callable, Protocol
 
 import numpy as np
 
-from .scheduler import AVScheduler, SchedulerConfig
+from .scheduler import AVScheduler, Placement, SchedulerConfig
 from .types import FaceState, SpeechFrame
 
 
@@ -46,13 +46,14 @@ class Session:
     """One presenter's pipeline (not thread-safe: the shell calls it from one thread)."""
 
     def __init__(self, scheduler: AVScheduler, model_factory: Callable[[], SpeechModel], emotion: EmotionLayer,
-                 idle: Callable[[float], FaceState] | None = None, max_pending_frames: int | None = None) -> None:
+                 idle: Callable[[FaceState, float], FaceState] | None = None,
+                 max_pending_frames: int | None = None) -> None:
         self.scheduler = scheduler
         self.emotion = emotion
         self._model_factory = model_factory
         self._model: SpeechModel | None = None
         self._origin = 0  # timeline video frame of the model's frame 0
-        self._idle = idle or (lambda t: FaceState.neutral(t))
+        self._idle = idle  # idle life (blinks, sway, gaze) over every frame, scaled by vad
         cfg = scheduler.config
         self._fps = cfg.fps
         self._rate = cfg.sample_rate
@@ -70,11 +71,20 @@ class Session:
     def push_audio(self, pcm: np.ndarray) -> int:
         """Feed mono float32 PCM at the scheduler's rate; returns how many speech frames became final."""
         pcm = np.asarray(pcm, np.float32).reshape(-1)
+        return self.feed(self.place(pcm), pcm)
+
+    # The two halves of push_audio, for shells that keep the scheduler on one
+    # thread (place: cheap, with the outbound audio) and run the model on another.
+    def place(self, pcm: np.ndarray) -> Placement | None:
+        """Put the voice on the timeline (the outbound audio); None if there was nothing to place."""
         if not len(pcm):
-            return 0
+            return None
         self.stats["input_chunks"] += 1
-        placed = self.scheduler.write(pcm)
-        if not placed.accepted:
+        return self.scheduler.write(pcm)
+
+    def feed(self, placed: Placement | None, pcm: np.ndarray) -> int:
+        """Run the audio model on a placed chunk and keep its frames for their render time."""
+        if placed is None or not placed.accepted:
             return 0
         if placed.restart or self._model is None:
             self._model = self._model_factory()
@@ -96,8 +106,12 @@ class Session:
 
     def interrupt(self) -> None:
         """Stop the current speech now: buffered voice and its pending frames are dropped."""
-        self._pending.clear()
         self.scheduler.clear_input()
+        self.forget_speech()
+
+    def forget_speech(self) -> None:
+        """The model half of interrupt: the next placed chunk restarts the model."""
+        self._pending.clear()
         self._model = None
 
     # -- output ------------------------------------------------------------
@@ -110,10 +124,12 @@ class Session:
         if frame is None:
             self.stats["idle_frames"] += 1
             self.vad = 0.0
-            speech = self._idle(t)
+            speech = FaceState.neutral(t)  # no voice: mouth at rest
         else:
             self.vad = float(frame.vad)
             speech = frame.state if frame.state.t == t else frame.state.replace(t=t)
+        if self._idle is not None:
+            speech = self._idle(speech, self.vad)
         return self.emotion.apply(speech)
 
     @property

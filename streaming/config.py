@@ -1,0 +1,47 @@
+"""Server settings: defaults < YAML file (configs/server*.yaml) < environment < command line."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ServerConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    avatar: str | None = None  # default avatar for sessions that do not ask for one
+    renderer: str = "meshwarp"
+    fps: int = Field(25, ge=1, le=60)
+    sample_rate: int = 48_000  # engine and outbound audio rate (the Opus rate)
+    render_budget_s: float = Field(0.08, gt=0, le=1)  # time a frame may take to render, part of the latency
+    jitter_s: float = Field(0.06, ge=0, le=1)  # input jitter headroom, part of the latency
+    max_sessions: int = Field(4, ge=1)
+    render_threads: int = Field(2, ge=1)
+    token: str | None = None  # bearer token for /offer, /ws, /push; also EMOLIVE_TOKEN
+    allowed_origins: list[str] = Field(default_factory=list)  # empty: same host only
+    ice_loopback: bool = False  # offer 127.0.0.1 as an ICE host candidate (local testing)
+    ws_max_message_bytes: int = Field(16_384, ge=256)
+    ws_rate_per_s: float = Field(20.0, gt=0)  # control messages per second, with a burst of ws_burst
+    ws_burst: int = Field(40, ge=1)
+    face_state_queue: int = Field(50, ge=1)  # per-subscriber bound; the oldest states go first
+    stats_interval_s: float = Field(1.0, gt=0)
+    session_idle_timeout_s: float = Field(30.0, gt=0)  # no ICE connection by then: the session is closed
+
+
+def load_config(path: str | Path | None = None, **overrides) -> ServerConfig:
+    """Build the config from an optional YAML file, EMOLIVE_TOKEN, then explicit overrides (None = unset)."""
+    data: dict = {}
+    if path is not None:
+        with open(path, encoding="utf-8") as f:
+            loaded = yaml.safe_load(f) or {}
+        if not isinstance(loaded, dict):
+            raise ValueError(f"{path}: expected a mapping of settings")
+        data.update(loaded)
+    if os.environ.get("EMOLIVE_TOKEN"):
+        data["token"] = os.environ["EMOLIVE_TOKEN"]
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    return ServerConfig(**data)

@@ -1,0 +1,155 @@
+"""The control websocket of one session: validated commands in, events out, bounded both ways.
+
+Commands are handled on their own lane (this connection's task) and only touch
+the media path through the session worker, so they never wait behind media
+and media never waits on them. Bad input gets an error event; the connection
+and the stream go on.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections import deque
+
+from aiohttp import WSMsgType, web
+
+from engine.emotion import EmotionError
+
+from .config import ServerConfig
+from .parts import UnsupportedRequest
+from .protocol import PROTOCOL_VERSION, ErrorCode, ProtocolError, error_event, event, parse_message
+from .runner import SessionRunner
+
+log = logging.getLogger(__name__)
+
+OUTBOX_LIMIT = 200  # events waiting for a slow client; beyond it the oldest go
+HARD_SIZE_FACTOR = 4  # beyond this multiple of the size limit, aiohttp closes with 1009
+
+
+class TokenBucket:
+    def __init__(self, rate: float, burst: int, now: float) -> None:
+        self.rate, self.burst, self.tokens, self.t = rate, burst, float(burst), now
+
+    def take(self, now: float) -> bool:
+        self.tokens = min(self.burst, self.tokens + (now - self.t) * self.rate)
+        self.t = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return True
+        return False
+
+
+class ControlConnection:
+    def __init__(self, ws: web.WebSocketResponse, runner: SessionRunner, config: ServerConfig) -> None:
+        self.ws = ws
+        self.runner = runner
+        self.config = config
+        self.outbox: deque[dict] = deque(maxlen=OUTBOX_LIMIT)
+        self.wake = asyncio.Event()
+        self.dropped_events = 0
+        loop = asyncio.get_running_loop()
+        self.bucket = TokenBucket(config.ws_rate_per_s, config.ws_burst, loop.time())
+        self.subscriptions = {"stats"}
+
+    def send(self, msg: dict) -> None:
+        if len(self.outbox) == self.outbox.maxlen:
+            self.dropped_events += 1
+        self.outbox.append(msg if "v" in msg else {**msg, "v": PROTOCOL_VERSION})
+        self.wake.set()
+
+    def _send_stats(self, msg: dict) -> None:
+        if msg.get("type") != "stats" or "stats" in self.subscriptions:
+            self.send(msg)
+
+    async def _writer(self) -> None:
+        while True:
+            await self.wake.wait()
+            self.wake.clear()
+            while self.outbox:
+                await self.ws.send_str(json.dumps(self.outbox.popleft()))
+
+    async def run(self) -> None:
+        runner = self.runner
+        runner.listeners.add(self._send_stats)
+        writer = asyncio.get_running_loop().create_task(self._writer())
+        self.send(event("hello", protocol=PROTOCOL_VERSION, session_id=runner.id))
+        try:
+            async for msg in self.ws:
+                if msg.type == WSMsgType.TEXT:
+                    await self._on_text(msg.data)
+                elif msg.type == WSMsgType.BINARY:
+                    self.send(error_event(ErrorCode.bad_json, "binary messages are not part of the protocol"))
+                elif msg.type == WSMsgType.ERROR:
+                    break
+                if runner.closed.is_set():
+                    break
+            await self._flush()
+        finally:
+            runner.listeners.discard(self._send_stats)
+            runner.face_listeners.discard(self.send)
+            writer.cancel()
+            await asyncio.gather(writer, return_exceptions=True)
+
+    async def _flush(self) -> None:
+        while self.outbox and not self.ws.closed:
+            await self.ws.send_str(json.dumps(self.outbox.popleft()))
+
+    async def _on_text(self, text: str) -> None:
+        if len(text.encode("utf-8", "surrogatepass")) > self.config.ws_max_message_bytes:
+            self.send(error_event(ErrorCode.too_large, f"message over {self.config.ws_max_message_bytes} bytes"))
+            return
+        if not self.bucket.take(asyncio.get_running_loop().time()):
+            self.send(error_event(ErrorCode.rate_limited,
+                                  f"over {self.config.ws_rate_per_s:g} messages/s; message ignored"))
+            return
+        try:
+            try:
+                data = json.loads(text)
+            except (ValueError, RecursionError):
+                raise ProtocolError(ErrorCode.bad_json, "message is not valid JSON") from None
+            msg = parse_message(data)
+            await self._dispatch(msg)
+        except ProtocolError as e:
+            self.send(error_event(e.code, e.message, e.ref))
+        except Exception as e:  # a bug must not end the connection or the stream
+            log.exception("control message failed")
+            self.send(error_event(ErrorCode.internal, f"internal error: {type(e).__name__}"))
+
+    async def _state(self, ref) -> None:
+        state = await self.runner.run_in_session(self.runner.state)
+        out = event("state", **state, subscriptions=sorted(self.subscriptions))
+        if ref is not None:
+            out["id"] = ref
+        self.send(out)
+
+    async def _dispatch(self, msg) -> None:
+        r = self.runner
+        emo = r.emotion
+        try:
+            if msg.type == "set_emotion":
+                await r.run_in_session(emo.set_emotion, msg.emotion, msg.mixture, msg.intensity,
+                                       msg.transition_ms, msg.at_t)
+            elif msg.type == "prompt":
+                await r.run_in_session(emo.prompt, msg.text, msg.transition_ms)
+            elif msg.type == "set_idle":
+                await r.run_in_session(emo.set_idle, msg.enabled, msg.amount)
+            elif msg.type == "subscribe":
+                self.subscriptions.add(msg.stream)
+                if msg.stream == "face_state":
+                    r.face_listeners.add(self.send)
+            elif msg.type == "unsubscribe":
+                self.subscriptions.discard(msg.stream)
+                if msg.stream == "face_state":
+                    r.face_listeners.discard(self.send)
+            elif msg.type in ("interrupt", "clear"):
+                r.scheduler.clear_input()
+                await r.run_in_session(r.session.forget_speech)
+            elif msg.type == "reference_image":
+                raise UnsupportedRequest("reference-image emotions are not available in this engine build")
+        except EmotionError as e:
+            code = ErrorCode.bad_prompt if msg.type == "prompt" else ErrorCode.unknown_emotion
+            raise ProtocolError(code, str(e), msg.id) from None
+        except UnsupportedRequest as e:
+            raise ProtocolError(ErrorCode.unsupported, str(e), msg.id) from None
+        await self._state(msg.id)

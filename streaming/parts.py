@@ -1,0 +1,124 @@
+"""The engine pieces a streaming session is built from, behind small factories.
+
+The server builds them from the real engine (`real_parts`); tests may pass
+other factories. Building can fail (missing model file, bad avatar): that is an
+EngineUnavailable with a message meant for the operator.
+"""
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from engine.session import SpeechModel, model_latency_s
+from engine.types import FaceState
+
+
+class EngineUnavailable(RuntimeError):
+    """An engine piece cannot be built; the message says what is missing."""
+
+
+class UnsupportedRequest(Exception):
+    """A valid request that this build of the engine cannot serve."""
+
+
+class EmotionControl:
+    """The session's emotion state as the control protocol sees it (wraps EmotionController)."""
+
+    def __init__(self, controller, prompt_parser: Callable[[str], Any] | None = None,
+                 idle: Any | None = None, idle_seed: int = 0) -> None:
+        self.controller = controller
+        self._prompt = prompt_parser
+        self._idle = idle
+        self._seed = idle_seed
+        self.idle_enabled = True
+        self.idle_amount = 1.0
+
+    def set_emotion(self, emotion: str | None, mixture: dict[str, float] | None, intensity: float,
+                    transition_ms: float, at_t: float | None = None):
+        from engine.emotion import EmotionTarget
+
+        target = EmotionTarget(mixture={emotion: 1.0} if emotion is not None else dict(mixture), intensity=intensity)
+        return self.controller.set(target, at_t=at_t, transition_ms=transition_ms)
+
+    def prompt(self, text: str, transition_ms: float):
+        if self._prompt is None:
+            raise UnsupportedRequest("text prompts are not available in this engine build")
+        return self.controller.set(self._prompt(text), transition_ms=transition_ms)
+
+    def set_idle(self, enabled: bool, amount: float) -> None:
+        self.idle_enabled, self.idle_amount = enabled, amount
+        if self._idle is not None and hasattr(self._idle, "config"):
+            from dataclasses import replace
+
+            from engine.emotion.idle import IdleConfig, IdleLife
+
+            base = IdleConfig()
+            scaled = replace(base, head_deg=base.head_deg * amount, breath_deg=base.breath_deg * amount,
+                             gaze_deg=(base.gaze_deg[0] * amount, base.gaze_deg[1] * amount))
+            self._idle = IdleLife(self._seed, scaled)
+
+    def idle(self, state: FaceState, vad: float) -> FaceState:
+        """Idle life over a frame (blinks, sway, gaze), when available and enabled."""
+        if self._idle is None or not self.idle_enabled:
+            return state
+        return self._idle.apply(state, vad)
+
+    def apply(self, state: FaceState) -> FaceState:
+        return self.controller.apply(state)
+
+    def describe(self) -> dict[str, Any]:
+        rep = self.controller.current()
+        return {"mixture": rep.mixture, "intensity": rep.intensity, "custom": rep.custom,
+                "idle": {"enabled": self.idle_enabled, "amount": self.idle_amount}}
+
+
+@dataclass
+class EngineParts:
+    model_factory: Callable[[], SpeechModel]
+    emotion_factory: Callable[[str | None], EmotionControl]  # initial emotion spec (or None)
+    renderer_factory: Callable[[str | None], Any]  # avatar (path / name, None = default) -> Renderer
+    model_latency_s: float
+
+
+def default_emotion_factory(initial: str | None) -> EmotionControl:
+    from engine.emotion import EmotionController
+
+    from engine.emotion.idle import IdleLife
+
+    prompt_parser = None
+    try:
+        from engine.emotion.prompt import parse_prompt as prompt_parser  # lands with the prompt work
+    except ImportError:
+        pass
+    seed = secrets.randbits(31)  # each session's idle life differs
+    return EmotionControl(EmotionController(initial), prompt_parser, IdleLife(seed), seed)
+
+
+def renderer_factory_for(name: str = "meshwarp", cache_size: int = 8) -> Callable[[str | None], Any]:
+    """Renderer per session; avatars are cached (loading one takes seconds, a session must start in < 0.5 s)."""
+    from functools import lru_cache
+
+    from engine.avatar import load_avatar
+    from engine.renderers import create
+
+    cached = lru_cache(maxsize=cache_size)(load_avatar)
+
+    def make(avatar: str | None):
+        return create(name, cached(avatar))
+
+    return make
+
+
+def real_parts(renderer: str = "meshwarp", model_factory: Callable[[], SpeechModel] | None = None) -> EngineParts:
+    """The real engine: audio-to-expression, emotion controller, renderer."""
+    if model_factory is None:
+        try:
+            from engine.audio.stream import StreamingExpressionModel as model_factory  # type: ignore
+        except ImportError as e:
+            raise EngineUnavailable(f"the audio-to-expression model is not available ({e})") from e
+    try:
+        latency = model_latency_s(model_factory())
+    except Exception as e:  # a missing weight file, a broken install: tell the operator at start
+        raise EngineUnavailable(f"cannot create the audio-to-expression model: {e}") from e
+    return EngineParts(model_factory, default_emotion_factory, renderer_factory_for(renderer), latency)

@@ -1,0 +1,136 @@
+"""The control websocket's wire protocol (version 1), validated with pydantic.
+
+docs/protocol.md documents it; extend by adding optional fields or new message
+types, never by changing the meaning of existing ones.
+"""
+from __future__ import annotations
+
+from enum import Enum
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+
+PROTOCOL_VERSION = 1
+
+
+class ErrorCode(str, Enum):
+    bad_json = "bad_json"  # not JSON, or not a JSON object
+    bad_message = "bad_message"  # a known type with missing / wrong / out-of-range fields
+    unknown_type = "unknown_type"
+    unsupported_version = "unsupported_version"
+    too_large = "too_large"  # over the message size limit
+    rate_limited = "rate_limited"  # over the message rate limit; the message was ignored
+    unknown_emotion = "unknown_emotion"
+    bad_prompt = "bad_prompt"
+    unsupported = "unsupported"  # valid, but this engine build cannot do it
+    unauthorized = "unauthorized"
+    no_session = "no_session"
+    internal = "internal"  # a bug: reported, logged, the session goes on
+
+
+class _Msg(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: str | int | None = Field(None, description="echoed in the answer, to match answers to requests")
+    v: int = Field(PROTOCOL_VERSION, description="protocol version the client speaks")
+
+
+class SetEmotion(_Msg):
+    type: Literal["set_emotion"]
+    emotion: str | None = Field(None, min_length=1, max_length=64)
+    mixture: dict[Annotated[str, Field(min_length=1, max_length=64)], Annotated[float, Field(ge=0, le=1)]] | None = \
+        Field(None, max_length=16)
+    intensity: float = Field(1.0, ge=0, le=1)
+    transition_ms: float = Field(250, ge=0, le=10_000)
+    at_t: float | None = Field(None, ge=0, description="stream time (s) to apply at; default: now")
+
+    @model_validator(mode="after")
+    def _one_target(self):
+        if (self.emotion is None) == (self.mixture is None):
+            raise ValueError("give exactly one of 'emotion' or 'mixture'")
+        if self.mixture is not None and not self.mixture:
+            raise ValueError("'mixture' is empty")
+        return self
+
+
+class Prompt(_Msg):
+    type: Literal["prompt"]
+    text: str = Field(min_length=1, max_length=500)
+    transition_ms: float = Field(250, ge=0, le=10_000)
+
+
+class SetIdle(_Msg):
+    type: Literal["set_idle"]
+    enabled: bool = True
+    amount: float = Field(1.0, ge=0, le=2, description="scale of idle motion (blinks, head sway, gaze)")
+
+
+class GetState(_Msg):
+    type: Literal["get_state"]
+
+
+class Subscribe(_Msg):
+    type: Literal["subscribe"]
+    stream: Literal["face_state", "stats"]
+
+
+class Unsubscribe(_Msg):
+    type: Literal["unsubscribe"]
+    stream: Literal["face_state", "stats"]
+
+
+class Interrupt(_Msg):
+    type: Literal["interrupt", "clear"]
+
+
+class ReferenceImage(_Msg):
+    type: Literal["reference_image"]
+    image: str = Field(min_length=1, description="base64 JPEG/PNG of a face showing the wanted emotion")
+    transition_ms: float = Field(250, ge=0, le=10_000)
+
+
+ClientMessage = Annotated[Union[SetEmotion, Prompt, SetIdle, GetState, Subscribe, Unsubscribe, Interrupt,
+                                ReferenceImage], Field(discriminator="type")]
+_client_adapter: TypeAdapter = TypeAdapter(ClientMessage)
+MESSAGE_TYPES = ("set_emotion", "prompt", "set_idle", "get_state", "subscribe", "unsubscribe", "interrupt",
+                 "clear", "reference_image")
+
+
+class ProtocolError(Exception):
+    def __init__(self, code: ErrorCode, message: str, ref: Any = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.ref = ref
+
+
+def parse_message(data: Any) -> BaseModel:
+    """Validate one decoded JSON value; raises ProtocolError with a code a client can act on."""
+    if not isinstance(data, dict):
+        raise ProtocolError(ErrorCode.bad_json, "a message must be a JSON object")
+    ref = data.get("id") if isinstance(data.get("id"), (str, int)) else None
+    kind = data.get("type")
+    if not isinstance(kind, str) or kind not in MESSAGE_TYPES:
+        raise ProtocolError(ErrorCode.unknown_type, f"unknown message type {str(kind)[:40]!r}; known: "
+                            + ", ".join(MESSAGE_TYPES), ref)
+    v = data.get("v", PROTOCOL_VERSION)
+    if v != PROTOCOL_VERSION:
+        raise ProtocolError(ErrorCode.unsupported_version, f"protocol version {str(v)[:20]} is not supported; "
+                            f"this server speaks {PROTOCOL_VERSION}", ref)
+    try:
+        return _client_adapter.validate_python(data)
+    except ValidationError as e:
+        first = e.errors()[0]
+        where = ".".join(str(p) for p in first["loc"][1:]) or kind
+        raise ProtocolError(ErrorCode.bad_message, f"{where}: {first['msg']}", ref) from None
+
+
+def event(kind: str, **fields: Any) -> dict[str, Any]:
+    """A server event: every event carries its type and the protocol version."""
+    return {"type": kind, "v": PROTOCOL_VERSION, **fields}
+
+
+def error_event(code: ErrorCode, message: str, ref: Any = None) -> dict[str, Any]:
+    out = event("error", code=code.value, message=message)
+    if ref is not None:
+        out["id"] = ref
+    return out

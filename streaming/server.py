@@ -1,0 +1,252 @@
+"""emolive's streaming server: aiohttp routes, session admission, auth, metrics; `run` / `main` entry points."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hmac
+import json
+import logging
+import secrets
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from aiohttp import web
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from engine.emotion import EmotionError
+
+from .config import ServerConfig, load_config
+from .control import HARD_SIZE_FACTOR, ControlConnection
+from .parts import EngineParts, EngineUnavailable, real_parts
+from .runner import SessionRunner
+
+log = logging.getLogger("emolive.server")
+STATIC = Path(__file__).parent / "static"
+MAX_OFFER_BYTES = 64 * 1024
+
+CONFIG = web.AppKey("config", ServerConfig)
+PARTS = web.AppKey("parts", EngineParts)
+SESSIONS = web.AppKey("sessions", dict)
+POOL = web.AppKey("pool", ThreadPoolExecutor)
+COUNTERS = web.AppKey("counters", dict)
+
+
+class OfferRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    sdp: str = Field(min_length=1, max_length=MAX_OFFER_BYTES)
+    type: str = Field(pattern="^offer$")
+    avatar: str | None = Field(None, max_length=512)
+    emotion: str | None = Field(None, max_length=200)
+
+
+def _fail(status: int, code: str, reason: str) -> web.Response:
+    return web.json_response({"error": code, "reason": reason}, status=status)
+
+
+def _authorized(request: web.Request, config: ServerConfig) -> bool:
+    if not config.token:
+        return True
+    header = request.headers.get("Authorization", "")
+    given = header[7:] if header.startswith("Bearer ") else request.query.get("token", "")
+    return hmac.compare_digest(given.encode(), config.token.encode())
+
+
+def _origin_ok(request: web.Request, config: ServerConfig) -> bool:
+    """Browsers send Origin; scripts usually do not. Same host, or a listed origin."""
+    origin = request.headers.get("Origin")
+    if origin is None or origin in config.allowed_origins:
+        return True
+    host = request.headers.get("Host", "")
+    return origin in (f"http://{host}", f"https://{host}")
+
+
+def _guard(request: web.Request) -> web.Response | None:
+    config = request.app[CONFIG]
+    if not _origin_ok(request, config):
+        return _fail(403, "bad_origin", "this origin may not use the server")
+    if not _authorized(request, config):
+        return _fail(401, "unauthorized", "missing or wrong bearer token")
+    return None
+
+
+async def index(request: web.Request) -> web.FileResponse:
+    return web.FileResponse(STATIC / "index.html")
+
+
+async def health(request: web.Request) -> web.Response:
+    app = request.app
+    return web.json_response({"status": "ok", "sessions": len(app[SESSIONS]),
+                              "max_sessions": app[CONFIG].max_sessions})
+
+
+async def offer(request: web.Request) -> web.Response:
+    app = request.app
+    config, sessions = app[CONFIG], app[SESSIONS]
+    if (denied := _guard(request)) is not None:
+        return denied
+    if request.content_length is not None and request.content_length > MAX_OFFER_BYTES:
+        return _fail(413, "too_large", f"offer over {MAX_OFFER_BYTES} bytes")
+    try:
+        body = OfferRequest.model_validate(json.loads(await request.text()))
+    except (ValueError, ValidationError) as e:
+        return _fail(400, "bad_offer", f"expected JSON {{sdp, type: 'offer', avatar?, emotion?}}: {e}".strip()[:300])
+    if len(sessions) >= config.max_sessions:
+        app[COUNTERS]["rejected_full"] += 1
+        return _fail(503, "server_full", f"all {config.max_sessions} sessions are in use; try again later")
+    sid = secrets.token_urlsafe(18)
+    try:
+        runner = SessionRunner(sid, app[PARTS], config, app[POOL], avatar=body.avatar or config.avatar,
+                               emotion=body.emotion, on_closed=lambda r: sessions.pop(r.id, None))
+    except EmotionError as e:
+        return _fail(400, "unknown_emotion", str(e))
+    sessions[sid] = runner  # reserved before any await: admission cannot be raced
+    try:
+        await runner.open()
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        runner.pc = pc
+
+        @pc.on("track")
+        def _on_track(track):
+            if track.kind == "audio":
+                runner.attach_inbound_audio(track)
+
+        @pc.on("connectionstatechange")
+        async def _on_state():
+            if pc.connectionState in ("failed", "closed"):
+                await runner.close(f"peer connection {pc.connectionState}")
+
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=body.sdp, type="offer"))
+        pc.addTrack(runner.audio_out)
+        pc.addTrack(runner.video_out)
+        await pc.setLocalDescription(await pc.createAnswer())
+    except Exception as e:
+        await runner.close("setup failed")
+        sessions.pop(sid, None)
+        if isinstance(e, (ValueError, OSError)) and not isinstance(e, EngineUnavailable):
+            return _fail(400, "bad_request", f"cannot start the session: {e}")
+        log.exception("session setup failed")
+        return _fail(500, "engine_error", f"cannot start the session: {e}")
+    runner.start()
+    runner.spawn(_connect_watchdog(runner, config.session_idle_timeout_s), "watchdog")
+    app[COUNTERS]["sessions_started"] += 1
+    return web.json_response({"sdp": pc.localDescription.sdp, "type": pc.localDescription.type, "session_id": sid})
+
+
+async def _connect_watchdog(runner: SessionRunner, timeout: float) -> None:
+    """A session whose peer never connects is closed, so abandoned offers do not hold a slot."""
+    await asyncio.sleep(timeout)
+    if runner.pc is None or runner.pc.connectionState != "connected":
+        asyncio.get_running_loop().create_task(runner.close("peer never connected"))
+
+
+async def control_ws(request: web.Request) -> web.StreamResponse:
+    app = request.app
+    if (denied := _guard(request)) is not None:
+        return denied
+    runner = app[SESSIONS].get(request.query.get("session", ""))
+    if runner is None:
+        return _fail(404, "no_session", "no such session (closed, or never opened)")
+    config = app[CONFIG]
+    ws = web.WebSocketResponse(max_msg_size=config.ws_max_message_bytes * HARD_SIZE_FACTOR, heartbeat=20)
+    await ws.prepare(request)
+    await ControlConnection(ws, runner, config).run()
+    return ws
+
+
+async def close_session(request: web.Request) -> web.Response:
+    if (denied := _guard(request)) is not None:
+        return denied
+    runner = request.app[SESSIONS].get(request.match_info["sid"])
+    if runner is None:
+        return _fail(404, "no_session", "no such session")
+    await runner.close("closed by client")
+    return web.json_response({"closed": runner.id})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    app = request.app
+    lines = ["# TYPE emolive_sessions gauge", f"emolive_sessions {len(app[SESSIONS])}"]
+    for name, value in app[COUNTERS].items():
+        lines += [f"# TYPE emolive_{name}_total counter", f"emolive_{name}_total {value}"]
+    per_session = ("fps", "latency_ms_p50", "latency_ms_p95", "av_offset_ms", "frames_sent", "frames_dropped",
+                   "frames_repeated", "render_ms_p95")
+    for key in per_session:
+        lines.append(f"# TYPE emolive_session_{key} gauge")
+        for sid, runner in list(app[SESSIONS].items()):
+            value = runner.stats().get(key)
+            if value is not None:
+                lines.append(f'emolive_session_{key}{{session="{sid[:8]}"}} {value}')
+    return web.Response(text="\n".join(lines) + "\n", content_type="text/plain", charset="utf-8",
+                        headers={"X-Content-Type-Options": "nosniff"})
+
+
+async def _shutdown(app: web.Application) -> None:
+    await asyncio.gather(*(r.close("server shutdown") for r in list(app[SESSIONS].values())),
+                         return_exceptions=True)
+    app[POOL].shutdown(wait=True)
+
+
+def create_app(config: ServerConfig, parts: EngineParts | None = None) -> web.Application:
+    """The aiohttp application; `parts` defaults to the real engine (EngineUnavailable if it is not there)."""
+    if config.ice_loopback:
+        from .loopback import include_loopback_candidates
+
+        include_loopback_candidates()
+    app = web.Application(client_max_size=MAX_OFFER_BYTES * 2)
+    app[CONFIG] = config
+    app[PARTS] = parts or real_parts(config.renderer)
+    app[SESSIONS] = {}
+    app[POOL] = ThreadPoolExecutor(config.render_threads, thread_name_prefix="emolive-render")
+    app[COUNTERS] = {"sessions_started": 0, "rejected_full": 0}
+    app.router.add_get("/", index)
+    app.router.add_static("/static/", STATIC)
+    app.router.add_get("/health", health)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_post("/offer", offer)
+    app.router.add_get("/ws", control_ws)
+    app.router.add_delete("/session/{sid}", close_session)
+    app.on_shutdown.append(_shutdown)
+    return app
+
+
+def run(config: ServerConfig, parts: EngineParts | None = None) -> None:
+    """Serve until interrupted (Ctrl-C)."""
+    app = create_app(config, parts)
+    log.info("emolive serving on http://%s:%d/", config.host, config.port)
+    web.run_app(app, host=config.host, port=config.port, print=None)
+
+
+def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
+    p = parser or argparse.ArgumentParser(prog="emolive serve", description="Stream emotional talking heads.")
+    p.add_argument("--config", help="YAML settings file (configs/server.yaml)")
+    p.add_argument("--host")
+    p.add_argument("--port", type=int)
+    p.add_argument("--avatar", help="default avatar (image or bundle) for sessions")
+    p.add_argument("--renderer")
+    p.add_argument("--fps", type=int)
+    p.add_argument("--max-sessions", type=int)
+    p.add_argument("--token", help="require this bearer token (or set EMOLIVE_TOKEN)")
+    p.add_argument("--ice-loopback", action="store_true", default=None, help="offer 127.0.0.1 as ICE candidate")
+    p.add_argument("-v", "--verbose", action="store_true")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        config = load_config(args.config, host=args.host, port=args.port, avatar=args.avatar,
+                             renderer=args.renderer, fps=args.fps, max_sessions=args.max_sessions,
+                             token=args.token, ice_loopback=args.ice_loopback)
+        run(config)
+    except (OSError, ValueError, EngineUnavailable) as e:
+        print(f"emolive serve: {e}")
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,91 @@
+"""aiortc media edges: outbound tracks pull from the session (recv), inbound audio pushes into it.
+
+Both outbound tracks pace themselves on the scheduler's deadlines, which come
+from one audio-sample timeline: aiortc stamps RTCP sender reports with the
+send time, so frames sent at their due time keep lips and voice in sync at the
+receiver.
+"""
+from __future__ import annotations
+
+import asyncio
+import fractions
+import logging
+
+import av
+import numpy as np
+from aiortc import MediaStreamTrack
+from aiortc.mediastreams import MediaStreamError
+
+log = logging.getLogger(__name__)
+
+
+async def sleep_until(clock, deadline: float) -> None:
+    delay = deadline - clock.now()
+    if delay > 0:
+        await asyncio.sleep(delay)
+
+
+class AudioOutTrack(MediaStreamTrack):
+    """The presenter's voice, delayed by the pipeline latency; silence when there is none."""
+
+    kind = "audio"
+
+    def __init__(self, runner) -> None:
+        super().__init__()
+        self._runner = runner
+        self._time_base = fractions.Fraction(1, runner.scheduler.config.sample_rate)
+
+    async def recv(self) -> av.AudioFrame:
+        if self.readyState != "live":
+            raise MediaStreamError
+        sched = self._runner.scheduler
+        await sleep_until(sched.clock, sched.audio_deadline())
+        pcm, pts = sched.pull_audio()
+        s16 = (np.clip(pcm, -1.0, 1.0) * 32767.0).astype(np.int16).reshape(1, -1)
+        frame = av.AudioFrame.from_ndarray(s16, format="s16", layout="mono")
+        frame.sample_rate = sched.config.sample_rate
+        frame.pts = pts
+        frame.time_base = self._time_base
+        return frame
+
+
+class VideoOutTrack(MediaStreamTrack):
+    """The avatar: at each frame's due time, the newest rendered frame not newer than it."""
+
+    kind = "video"
+    _time_base = fractions.Fraction(1, 90_000)
+
+    def __init__(self, runner) -> None:
+        super().__init__()
+        self._runner = runner
+        self._next: int | None = None
+
+    async def recv(self) -> av.VideoFrame:
+        if self.readyState != "live":
+            raise MediaStreamError
+        r = self._runner
+        sched = r.scheduler
+        due = sched.video_index_due()
+        # After a stall, skip to the frame due now rather than bursting stale ones.
+        k = due if self._next is None or self._next < due else self._next
+        await sleep_until(sched.clock, sched.video_deadline(k))
+        self._next = k + 1
+        item = r.slot.take(k)
+        yuv = item[1] if item is not None else r.blank_frame
+        frame = av.VideoFrame.from_ndarray(yuv, format="yuv420p")
+        frame.pts = sched.video_pts(k)
+        frame.time_base = self._time_base
+        r.on_video_sent(k, item[0] if item is not None else None)
+        return frame
+
+
+async def consume_audio(track, on_pcm, sample_rate: int) -> None:
+    """Read the presenter's audio until the track ends; hand mono float32 PCM at the engine rate to on_pcm."""
+    resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
+    while True:
+        try:
+            frame = await track.recv()
+        except MediaStreamError:
+            return
+        for out in resampler.resample(frame):
+            on_pcm(out.to_ndarray().reshape(-1))
