@@ -223,7 +223,8 @@ class SessionRunner:
             "frames_repeated": self.slot.repeats,
             "vad": self.session.vad,
             **self.counters,
-            **{k: v for k, v in self.scheduler.stats.items()},
+            **self.session.stats,
+            **self.scheduler.stats,
         }
 
     def state(self) -> dict[str, Any]:

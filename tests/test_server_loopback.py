@@ -1,0 +1,251 @@
+"""The streaming server in-process with a real aiortc client on loopback (real Opus + VP8).
+
+The audio-to-expression model is a test double here (loudness -> jawOpen) until
+the real one lands; renderer and emotion controller are the real ones.
+"""
+import asyncio
+import json
+import subprocess
+
+import aiohttp
+import numpy as np
+import pytest
+from aiohttp import web
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc.contrib.media import MediaPlayer
+
+from engine.types import FaceState, SpeechFrame
+from streaming.config import ServerConfig
+from streaming.parts import EngineParts, default_emotion_factory, renderer_factory_for
+from streaming.server import SESSIONS, create_app
+
+pytestmark = pytest.mark.timeout(180)
+
+
+class LoudnessModel:
+    """Test double of the audio model: jawOpen follows the loudness of each 40 ms, 40 ms look-ahead."""
+
+    latency_s = 0.04
+
+    def __init__(self):
+        self.buf = np.zeros(0, np.float32)
+        self.k = 0
+
+    def push(self, pcm, sample_rate):
+        self.buf = np.concatenate([self.buf, pcm])
+        spf = sample_rate // 25
+        out = []
+        while len(self.buf) >= 2 * spf:
+            rms = float(np.sqrt(np.mean(self.buf[:spf] ** 2)))
+            jaw = min(rms * 8.0, 1.0)
+            out.append(SpeechFrame(FaceState.neutral(self.k / 25).replace(jawOpen=jaw), vad=float(rms > 0.01)))
+            self.buf = self.buf[spf:]
+            self.k += 1
+        return out
+
+
+@pytest.fixture(scope="module")
+def parts():
+    return EngineParts(LoudnessModel, default_emotion_factory, renderer_factory_for("meshwarp"), 0.04)
+
+
+@pytest.fixture(scope="module")
+def speech_wav(tmp_path_factory):
+    """Speech with silence before and after (as a browser's fake microphone needs)."""
+    d = tmp_path_factory.mktemp("wav")
+    raw, out = d / "raw.wav", d / "speech.wav"
+    subprocess.run(["espeak-ng", "-w", str(raw), "Hello there, this is a streaming test of the avatar."],
+                   check=True)
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "anullsrc=r=48000:cl=mono", "-i", str(raw),
+                    "-filter_complex", "[0]atrim=0:0.6[a];[1]aresample=48000[b];[0]atrim=0:1.0[c];"
+                    "[a][b][c]concat=n=3:v=0:a=1", "-ar", "48000", "-ac", "1", str(out)], check=True)
+    return out
+
+
+class Server:
+    def __init__(self, parts, **settings):
+        self.config = ServerConfig(ice_loopback=True, port=0, **settings)
+        self.parts = parts
+
+    async def __aenter__(self):
+        self.app = create_app(self.config, self.parts)
+        self.runner = web.AppRunner(self.app)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        await site.start()
+        self.url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"
+        self.http = aiohttp.ClientSession()
+        return self
+
+    async def __aexit__(self, *exc):
+        await self.http.close()
+        await self.runner.cleanup()
+
+    @property
+    def sessions(self):
+        return self.app[SESSIONS]
+
+
+async def connect(server, audio_path=None, headers=None):
+    """A WebRTC client: sends audio_path (or nothing), receives video + audio. Returns (pc, tracks, answer)."""
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    tracks = {}
+    pc.on("track", lambda t: tracks.__setitem__(t.kind, t))
+    player = None
+    if audio_path is not None:
+        player = MediaPlayer(str(audio_path))
+        pc.addTrack(player.audio)
+    else:
+        pc.addTransceiver("audio", direction="recvonly")
+    pc.addTransceiver("video", direction="recvonly")
+    await pc.setLocalDescription(await pc.createOffer())
+    async with server.http.post(server.url + "/offer", headers=headers,
+                                json={"sdp": pc.localDescription.sdp, "type": "offer"}) as resp:
+        answer = await resp.json()
+        answer["status"] = resp.status
+    if answer["status"] == 200:
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=answer["sdp"], type="answer"))
+    return pc, tracks, answer, player
+
+
+def test_speech_in_video_and_voice_out(parts, speech_wav):
+    async def scenario():
+        async with Server(parts) as server:
+            pc, tracks, answer, player = await connect(server, speech_wav)
+            assert answer["status"] == 200 and len(answer["session_id"]) >= 22
+            runner = server.sessions[answer["session_id"]]
+            async with server.http.ws_connect(f"{server.url}/ws?session={answer['session_id']}") as ws:
+                await ws.send_json({"type": "subscribe", "stream": "face_state"})
+                for _ in range(50):
+                    if "video" in tracks and "audio" in tracks:
+                        break
+                    await asyncio.sleep(0.1)
+
+                async def take_video(n):
+                    return [await tracks["video"].recv() for _ in range(n)]
+
+                async def take_audio(n):
+                    return [await tracks["audio"].recv() for _ in range(n)]
+
+                async def take_faces(n):
+                    faces = []
+                    while len(faces) < n:
+                        msg = json.loads((await ws.receive()).data)
+                        if msg["type"] == "face_state":
+                            faces.append(msg)
+                    return faces
+
+                video, audio, faces = await asyncio.gather(take_video(100), take_audio(200), take_faces(100))
+            stats = runner.stats()
+            await pc.close()
+            if player is not None and player.audio is not None:
+                player.audio.stop()
+            return video, audio, faces, stats
+
+    video, audio, faces, stats = asyncio.run(scenario())
+    # Video: 512x512 frames whose pts step by one 25 fps frame (90 kHz clock), derived from audio samples.
+    assert video[0].width == 512 and video[0].height == 512
+    steps = np.diff([f.pts for f in video])
+    assert np.median(steps) == 3600 and np.all(steps > 0)
+    # The presenter's voice came back (Opus round trip) ...
+    pcm = np.concatenate([f.to_ndarray().reshape(-1).astype(np.float32) for f in audio])
+    assert np.abs(pcm).max() > 1000
+    # ... and moved the mouth, which also rested at some point.
+    jaw = np.array([f["coeffs"]["jawOpen"] for f in faces])
+    assert jaw.max() > 0.2 and jaw.min() < 0.05
+    assert stats["audio_chunks_in"] > 50 and stats["speech_frames"] > 25
+
+
+def test_control_protocol_answers_and_survives_bad_input(parts):
+    async def scenario():
+        async with Server(parts, ws_rate_per_s=50, ws_burst=30, ws_max_message_bytes=2048) as server:
+            pc, tracks, answer, _ = await connect(server)
+            sid = answer["session_id"]
+            got = []
+            async with server.http.ws_connect(f"{server.url}/ws?session={sid}") as ws:
+
+                async def ask(payload):
+                    await (ws.send_str(payload) if isinstance(payload, str) else ws.send_json(payload))
+                    while True:
+                        msg = json.loads((await ws.receive()).data)
+                        if msg["type"] in ("state", "error"):
+                            got.append(msg)
+                            return msg
+
+                hello = json.loads((await ws.receive()).data)
+                assert hello["type"] == "hello" and hello["session_id"] == sid
+                happy = await ask({"type": "set_emotion", "emotion": "happy", "intensity": 0.8,
+                                   "transition_ms": 250, "id": 7})
+                mix = await ask({"type": "set_emotion", "mixture": {"happy": 0.7, "surprised": 0.3},
+                                 "intensity": 1.0})
+                prompt = await ask({"type": "prompt", "text": "very happy with a little surprised"})
+                await asyncio.sleep(0.5)  # let the transition play out on rendered frames
+                state = await ask({"type": "get_state"})
+                errors = [await ask(bad) for bad in (
+                    "{not json", "[1, 2]", {"type": "dance"}, {"type": "set_emotion", "emotion": "happy",
+                                                               "intensity": 7},
+                    {"type": "set_emotion", "emotion": "grumpy"}, "x" * 5000, {"type": "get_state", "v": 99})]
+                flood = [await ask({"type": "get_state"}) for _ in range(40)]
+                await asyncio.sleep(0.2)  # the bucket refills
+                after = await ask({"type": "interrupt"})
+            frames_before = server.sessions[sid].counters["frames_sent"]
+            await tracks["video"].recv()
+            await asyncio.sleep(0.3)
+            frames_after = server.sessions[sid].counters["frames_sent"]
+            await pc.close()
+            return happy, mix, prompt, state, errors, flood, after, frames_before, frames_after
+
+    happy, mix, prompt, state, errors, flood, after, before, after_frames = asyncio.run(scenario())
+    assert happy["type"] == "state" and happy["id"] == 7
+    assert mix["type"] == "state"
+    assert prompt["type"] in ("state", "error")
+    if prompt["type"] == "error":
+        assert prompt["code"] == "unsupported"  # no prompt parser in this build
+    assert state["emotion"]["mixture"].get("happy", 0) > 0.5
+    assert [e["code"] for e in errors] == ["bad_json", "bad_json", "unknown_type", "bad_message",
+                                           "unknown_emotion", "too_large", "unsupported_version"]
+    assert any(m["type"] == "error" and m["code"] == "rate_limited" for m in flood)
+    assert after["type"] == "state"  # still answering after all that
+    assert after_frames > before  # and the media kept flowing
+
+
+def test_admission_control_answers_503_with_a_reason(parts):
+    async def scenario():
+        async with Server(parts, max_sessions=1) as server:
+            pc1, _, first, _ = await connect(server)
+            pc2, _, second, _ = await connect(server)
+            async with server.http.get(server.url + "/health") as r:
+                health = await r.json()
+            await pc1.close()
+            await pc2.close()
+            return first, second, health
+
+    first, second, health = asyncio.run(scenario())
+    assert first["status"] == 200
+    assert second["status"] == 503 and second["error"] == "server_full" and "1 sessions" in second["reason"]
+    assert health["sessions"] == 1
+
+
+def test_disconnect_cleans_up_everything(parts):
+    async def scenario():
+        async with Server(parts) as server:
+            pc, tracks, answer, _ = await connect(server)
+            runner = server.sessions[answer["session_id"]]
+            for _ in range(50):
+                if "video" in tracks:
+                    break
+                await asyncio.sleep(0.1)
+            await tracks["video"].recv()
+            async with server.http.get(server.url + "/metrics") as r:
+                metrics = await r.text()
+            await pc.close()  # the peer leaves: DTLS close -> server side closes
+            await asyncio.wait_for(runner.closed.wait(), 30)
+            return runner, server.sessions.copy(), metrics
+
+    runner, sessions, metrics = asyncio.run(scenario())
+    assert "emolive_sessions 1" in metrics and "emolive_session_fps" in metrics
+    assert sessions == {}
+    assert not runner.tasks
+    assert runner.worker._shutdown
+    assert runner.pc.connectionState == "closed"
+    assert runner.audio_out.readyState == "ended" and runner.video_out.readyState == "ended"
