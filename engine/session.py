@@ -28,10 +28,10 @@ class EmotionLayer(Protocol):
 
 def model_latency_s(model: object) -> float:
     """The model's fixed look-ahead in seconds, whatever the attribute is called."""
-    for name in ("latency_s", "lookahead_s", "latency"):
+    for name, scale in (("latency_s", 1.0), ("lookahead_s", 1.0), ("lookahead_ms", 1e-3)):
         value = getattr(model, name, None)
         if isinstance(value, (int, float)):
-            return float(value)
+            return float(value) * scale
     raise TypeError(f"{type(model).__name__} does not declare its look-ahead latency (latency_s)")
 
 
@@ -52,6 +52,7 @@ class Session:
         self.emotion = emotion
         self._model_factory = model_factory
         self._model: SpeechModel | None = None
+        self._restart = False  # interrupt / shed input: restart the model's time on the next chunk
         self._origin = 0  # timeline video frame of the model's frame 0
         self._idle = idle  # idle life (blinks, sway, gaze) over every frame, scaled by vad
         cfg = scheduler.config
@@ -86,8 +87,13 @@ class Session:
         """Run the audio model on a placed chunk and keep its frames for their render time."""
         if placed is None or not placed.accepted:
             return 0
-        if placed.restart or self._model is None:
-            self._model = self._model_factory()
+        if placed.restart or self._model is None or self._restart:
+            self._restart = False
+            # Reuse the model when it can restart its time (loading one can take long).
+            if self._model is not None and hasattr(self._model, "reset"):
+                self._model.reset()
+            else:
+                self._model = self._model_factory()
             self._origin = placed.position // self.scheduler.config.samples_per_video_frame
         frames: list[SpeechFrame] = []
         if placed.gap:
@@ -112,7 +118,7 @@ class Session:
     def forget_speech(self) -> None:
         """The model half of interrupt: the next placed chunk restarts the model."""
         self._pending.clear()
-        self._model = None
+        self._restart = True
 
     # -- output ------------------------------------------------------------
     def state_for(self, k: int) -> FaceState:

@@ -110,13 +110,17 @@ def renderer_factory_for(name: str = "meshwarp", cache_size: int = 8) -> Callabl
     return make
 
 
-def real_parts(renderer: str = "meshwarp", model_factory: Callable[[], SpeechModel] | None = None) -> EngineParts:
+def real_parts(renderer: str = "meshwarp", model_factory: Callable[[], SpeechModel] | None = None,
+               fps: int = 25) -> EngineParts:
     """The real engine: audio-to-expression, emotion controller, renderer."""
     if model_factory is None:
         try:
-            from engine.audio.stream import StreamingExpressionModel as model_factory  # type: ignore
+            from engine.audio.stream import AudioToExpression
         except ImportError as e:
             raise EngineUnavailable(f"the audio-to-expression model is not available ({e})") from e
+        from functools import partial
+
+        model_factory = partial(AudioToExpression, fps=fps)
     try:
         latency = model_latency_s(model_factory())
     except Exception as e:  # a missing weight file, a broken install: tell the operator at start

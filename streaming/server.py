@@ -196,7 +196,7 @@ def create_app(config: ServerConfig, parts: EngineParts | None = None) -> web.Ap
         include_loopback_candidates()
     app = web.Application(client_max_size=MAX_OFFER_BYTES * 2)
     app[CONFIG] = config
-    app[PARTS] = parts or real_parts(config.renderer)
+    app[PARTS] = parts or real_parts(config.renderer, fps=config.fps)
     app[SESSIONS] = {}
     app[POOL] = ThreadPoolExecutor(config.render_threads, thread_name_prefix="emolive-render")
     app[COUNTERS] = {"sessions_started": 0, "rejected_full": 0}
@@ -242,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
                              renderer=args.renderer, fps=args.fps, max_sessions=args.max_sessions,
                              token=args.token, ice_loopback=args.ice_loopback)
         run(config)
-    except (OSError, ValueError, EngineUnavailable) as e:
+    except (OSError, ValueError, EngineUnavailable) as e:  # bad settings, busy port, missing model
         print(f"emolive serve: {e}")
         return 2
     return 0
