@@ -1,0 +1,21 @@
+"""What the speech model outputs: the speech-driven ARKit coefficients plus voice activity.
+
+Only jaw, lip, cheek-puff and tongue coefficients are driven by speech. Smile,
+frown and cheek squint are left to the emotion layer, everything else stays 0.
+"""
+from __future__ import annotations
+
+from ..types import BLENDSHAPE_NAMES, COEFF_INDEX
+
+SPEECH_COEFFS: tuple[str, ...] = (
+    "jawOpen", "jawForward", "jawLeft", "jawRight", "mouthClose",
+    "mouthFunnel", "mouthPucker", "mouthLeft", "mouthRight",
+    "mouthLowerDownLeft", "mouthLowerDownRight", "mouthUpperUpLeft", "mouthUpperUpRight",
+    "mouthStretchLeft", "mouthStretchRight", "mouthRollLower", "mouthRollUpper",
+    "mouthShrugLower", "mouthShrugUpper", "mouthPressLeft", "mouthPressRight",
+    "mouthDimpleLeft", "mouthDimpleRight", "cheekPuff", "tongueOut",
+)
+SPEECH_INDEX: tuple[int, ...] = tuple(COEFF_INDEX[n] for n in SPEECH_COEFFS)
+N_SPEECH = len(SPEECH_COEFFS)
+N_OUT = N_SPEECH + 1  # + voice-activity logit (last channel)
+assert all(n in BLENDSHAPE_NAMES for n in SPEECH_COEFFS)
