@@ -16,7 +16,6 @@ from .errors import AvatarError
 log = logging.getLogger(__name__)
 
 MIN_FACE_PX = 64  # narrower faces carry too little detail to animate
-_DETECT_MAX_SIDE = 1280
 
 
 @dataclass(frozen=True)
@@ -26,22 +25,57 @@ class DetectedFace:
     faces_found: int
 
 
+def _detect_in(rgb: np.ndarray, fd) -> list[tuple[float, float, float, float, float]]:
+    h, w = rgb.shape[:2]
+    s = min(1.0, 640 / max(h, w))
+    img = cv2.resize(rgb, (round(w * s), round(h * s)), interpolation=cv2.INTER_AREA) if s < 1 else rgb
+    res = fd.process(np.ascontiguousarray(img))
+    out = []
+    for d in res.detections or []:
+        b = d.location_data.relative_bounding_box
+        out.append((b.xmin * w, b.ymin * h, b.width * w, b.height * h, float(d.score[0])))
+    return out
+
+
+def _merge(boxes):
+    """Drop boxes mostly inside a better one (the same face seen from overlapping tiles)."""
+    kept = []
+    for b in sorted(boxes, key=lambda b: -b[4] * b[2] * b[3]):
+        ok = True
+        for k in kept:
+            ix = max(0.0, min(b[0] + b[2], k[0] + k[2]) - max(b[0], k[0]))
+            iy = max(0.0, min(b[1] + b[3], k[1] + k[3]) - max(b[1], k[1]))
+            if ix * iy > 0.4 * min(b[2] * b[3], k[2] * k[3]):
+                ok = False
+                break
+        if ok:
+            kept.append(b)
+    return kept
+
+
 def _detect_boxes(rgb: np.ndarray) -> list[tuple[float, float, float, float, float]]:
+    """Faces at any position and size: the whole image first, then ever smaller overlapping tiles."""
     import mediapipe as mp
 
     h, w = rgb.shape[:2]
-    s = min(1.0, _DETECT_MAX_SIDE / max(h, w))
-    small = cv2.resize(rgb, (round(w * s), round(h * s)), interpolation=cv2.INTER_AREA) if s < 1 else rgb
-    boxes = []
-    for model in (1, 0):  # full range first, then short range for close-ups
-        with mp.solutions.face_detection.FaceDetection(model_selection=model, min_detection_confidence=0.5) as fd:
-            res = fd.process(small)
-        for d in res.detections or []:
-            b = d.location_data.relative_bounding_box
-            boxes.append((b.xmin * w, b.ymin * h, b.width * w, b.height * h, float(d.score[0])))
-        if boxes:
-            break
-    return boxes
+    with mp.solutions.face_detection.FaceDetection(model_selection=1, min_detection_confidence=0.5) as full, \
+            mp.solutions.face_detection.FaceDetection(model_selection=0, min_detection_confidence=0.5) as near:
+        boxes = []
+        for level in range(4):
+            side = int(max(h, w) / 2 ** level)
+            if level and side < 160:
+                break
+            ys = range(0, max(h - side, 0) + 1, max(side // 2, 1)) if level else [0]
+            for y0 in sorted(set(list(ys) + ([max(h - side, 0)] if level else []))):
+                xs = range(0, max(w - side, 0) + 1, max(side // 2, 1)) if level else [0]
+                for x0 in sorted(set(list(xs) + ([max(w - side, 0)] if level else []))):
+                    tile = rgb if not level else rgb[y0:y0 + side, x0:x0 + side]
+                    found = _detect_in(tile, full) or (_detect_in(tile, near) if level == 0 else [])
+                    boxes += [(x + x0, y + y0, bw, bh, sc) for x, y, bw, bh, sc in found]
+            # Level 1 always runs: it finds the smaller second faces the whole view misses.
+            if boxes and level >= 1:
+                break
+    return _merge(boxes)
 
 
 def _mesh_on_crop(rgb: np.ndarray, box) -> np.ndarray | None:

@@ -167,8 +167,8 @@ def build_mesh(landmarks: np.ndarray, width: int, height: int, person: np.ndarra
         w = 1.0
         if y > chin_y:  # neck and shoulders follow the head less the lower they are
             w = float(np.clip(1.0 - (y - chin_y) / (0.5 * face_h), 0.0, 1.0))
-        if person is not None:
-            w *= float(person[int(round(y)), int(round(x))])
+        if person is not None:  # background (low person probability) never moves
+            w *= float(np.clip((person[int(round(y)), int(round(x))] - 0.3) / 0.4, 0.0, 1.0))
         head_weight[gid] = w
     parent = np.full(v, -1, np.int32)
     follow = np.zeros(v, np.float32)

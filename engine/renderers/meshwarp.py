@@ -7,21 +7,58 @@ mouth interior fills the lips' opening beyond what the photo already shows.
 """
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 from kernels.warp import warp_triangles, warmup
 
 from ..avatar.mesh import GROUP_OUTER
-from ..face_geometry import EYE_OUTER_L, EYE_OUTER_R, IRIS_L, IRIS_R, NUM_LANDMARKS, face_frame, rotation_matrix
+from ..face_geometry import (EYE_L_LIDS, EYE_R_LIDS, IRIS_L, IRIS_R, NUM_LANDMARKS, face_frame,
+                             rotation_matrix)
 from ..rig import load_rig
-from ..types import FaceState
+from ..types import COEFF_INDEX, FaceState
 from .base import register
 from .mouth import MouthPainter
 
 MOVE_EPS = 0.01  # px: a triangle whose vertices all moved less is left as the photo shows it
 # Head-rotation pivot in face units (eye midpoint origin): behind the eyes, towards the neck.
 PIVOT_FACE = np.array([0.0, 0.45, 1.1])
+EYE_R_UPPER = (33, 246, 161, 160, 159, 158, 157, 173, 133)
+EYE_L_UPPER = (263, 466, 388, 387, 386, 385, 384, 398, 362)
 GAZE_GAIN = 0.22  # iris travel per unit sin(angle), in inter-ocular units
+LID_SHARE = 0.85  # of the lid gap the upper lid travels in a blink; the lower lid does the rest
+# A closing lid would stretch the dark lash line over the eye; the lid's source edge slides
+# up past the lashes instead (inter-ocular units), so the lid shows skin and the lashes
+# end at the lid margin.
+LASH_SHIFT = 0.06
+
+
+def _lash_colour(img: np.ndarray, rest: np.ndarray) -> tuple[int, int, int]:
+    """The darkest tenth of the pixels along the upper lids: this face's own lash colour."""
+    pts = np.round(rest[list(EYE_R_UPPER + EYE_L_UPPER), :2]).astype(int)
+    h, w = img.shape[:2]
+    px = img[np.clip(pts[:, 1], 0, h - 1), np.clip(pts[:, 0], 0, w - 1)].astype(np.float64)
+    dark = px[np.argsort(px.sum(axis=1))[: max(2, len(px) // 4)]]
+    return tuple(int(c) for c in dark.mean(axis=0))
+
+
+def _fit_blinks(basis_px: np.ndarray, rest: np.ndarray) -> None:
+    """Make eyeBlink close this avatar's own eyes exactly.
+
+    A rig fitted on many faces closes an average eye; this photo's lid gap may be
+    wider. At blink = 1 each upper/lower lid pair meets at one point, and the iris
+    points contract towards that line so no triangle folds over.
+    """
+    for name, lids, iris in (("eyeBlinkRight", EYE_R_LIDS, IRIS_R), ("eyeBlinkLeft", EYE_L_LIDS, IRIS_L)):
+        row = basis_px[COEFF_INDEX[name]].reshape(NUM_LANDMARKS, 3)
+        ups, los = np.array([u for u, _ in lids]), np.array([d for _, d in lids])
+        meet = rest[ups] + LID_SHARE * (rest[los] - rest[ups])
+        row[ups] = meet - rest[ups]
+        row[los] = meet - rest[los]
+        order = np.argsort(meet[:, 0])
+        for i in iris:
+            y = np.interp(rest[i, 0], meet[order, 0], meet[order, 1])
+            row[i] = (0.0, y - rest[i, 1], 0.0)
 
 
 class MeshWarpRenderer:
@@ -46,6 +83,7 @@ class MeshWarpRenderer:
         rig = rig or load_rig()
         # Rig basis mapped once into this avatar's pixels: (52, 478*3).
         basis_px = frame.vectors_to_image(rig.basis.reshape(-1, 3)).reshape(rig.basis.shape[0], -1)
+        _fit_blinks(basis_px, self._v0[:NUM_LANDMARKS])
         self._basis = np.ascontiguousarray(basis_px)
         self._pivot = frame.to_image(PIVOT_FACE)
         self._axes = frame.axes
@@ -53,6 +91,11 @@ class MeshWarpRenderer:
         self._iris = np.array(IRIS_R + IRIS_L)
         self._scale = frame.scale
         self._mouth = MouthPainter(self._v0, frame.scale) if mouth_interior else None
+        self._lids = [(COEFF_INDEX[n], np.array([u for u, _ in lids])) for n, lids in
+                      (("eyeBlinkRight", EYE_R_LIDS), ("eyeBlinkLeft", EYE_L_LIDS))]
+        self._lash_shift = LASH_SHIFT * frame.scale
+        self._lash_px = max(1, int(round(0.018 * frame.scale)))
+        self._lash_rgb = _lash_colour(self._src, self._v0)
         warmup()
 
     def deform(self, state: FaceState) -> np.ndarray:
@@ -72,6 +115,16 @@ class MeshWarpRenderer:
             p += self._weight * (rotated - p)
         return p
 
+    def _lid_sources(self, state: FaceState) -> np.ndarray:
+        src = self._src_xy
+        for k, ups in self._lids:
+            b = float(state.coeffs[k])
+            if b > 0.0:
+                if src is self._src_xy:
+                    src = src.copy()
+                src[ups, 1] -= np.float32(b * self._lash_shift)
+        return src
+
     def render(self, state: FaceState) -> np.ndarray:
         p = self.deform(state)
         dst_xy = np.ascontiguousarray(p[:, :2], np.float32)
@@ -83,12 +136,31 @@ class MeshWarpRenderer:
         depth = p[self._tris[inner], 2].sum(axis=1)
         inner = inner[np.argsort(-depth, kind="stable")]
         draw = np.concatenate([outer, inner]).astype(np.int32)
+        src_xy = self._lid_sources(state)
         out = self._src.copy()
         if len(draw):
-            warp_triangles(self._src, self._src_xy, dst_xy, self._tris, out, draw)
+            warp_triangles(self._src, src_xy, dst_xy, self._tris, out, draw)
         if self._mouth is not None:
             self._mouth.paint(out, dst_xy)
+        self._paint_lashes(out, state, dst_xy)
         return out
+
+    def _paint_lashes(self, out: np.ndarray, state: FaceState, xy: np.ndarray) -> None:
+        """A closed lid ends in a lash line: drawn along the lid margin as the eye closes."""
+        for (k, _), contour in zip(self._lids, (EYE_R_UPPER, EYE_L_UPPER)):
+            a = float(np.clip((state.coeffs[k] - 0.4) / 0.5, 0.0, 1.0))
+            if a <= 0.0:
+                continue
+            pts = xy[list(contour)]
+            x0, y0 = np.maximum(np.floor(pts.min(axis=0)).astype(int) - 4, 0)
+            x1, y1 = np.ceil(pts.max(axis=0)).astype(int) + 5
+            roi = out[y0:y1, x0:x1]
+            if roi.size == 0:
+                continue
+            over = roi.copy()
+            cv2.polylines(over, [np.round((pts - (x0, y0)) * 16).astype(np.int32)], False, self._lash_rgb,
+                          self._lash_px, lineType=cv2.LINE_AA, shift=4)
+            roi[:] = (roi * (1.0 - a) + over * a).astype(np.uint8)
 
     def close(self) -> None:
         pass

@@ -1,0 +1,47 @@
+"""Shared fixtures: ../shared data (skipped cleanly when absent), avatars, an independent face re-detector."""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("GLOG_minloglevel", "2")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from engine.measure import shared_dir  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def shared():
+    d = shared_dir()
+    if d is None:
+        pytest.skip("../shared not present")
+    return d
+
+
+@pytest.fixture(scope="session")
+def default_avatar():
+    from engine.avatar import load_avatar
+
+    return load_avatar(None)
+
+
+class FaceMeshDetector:
+    """MediaPipe face mesh (from the wheel) re-detecting landmarks on rendered frames."""
+
+    def __init__(self):
+        import mediapipe as mp
+
+        self._fm = mp.solutions.face_mesh.FaceMesh(static_image_mode=True, max_num_faces=1, refine_landmarks=True)
+
+    def __call__(self, rgb: np.ndarray) -> np.ndarray:
+        res = self._fm.process(np.ascontiguousarray(rgb))
+        assert res.multi_face_landmarks, "no face re-detected on the rendered frame"
+        h, w = rgb.shape[:2]
+        return np.array([[p.x * w, p.y * h, p.z * w] for p in res.multi_face_landmarks[0].landmark])
+
+
+@pytest.fixture(scope="session")
+def redetect():
+    return FaceMeshDetector()

@@ -1,0 +1,48 @@
+"""The contract every registered renderer keeps (run against each name in the registry)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from engine import renderers
+from engine.types import NUM_COEFFS, FaceState
+
+
+@pytest.fixture(params=renderers.available())
+def renderer(request, default_avatar):
+    r = renderers.create(request.param, default_avatar)
+    yield r
+    r.close()
+
+
+def test_frame_shape_and_type(renderer):
+    img = renderer.render(FaceState.neutral())
+    assert img.dtype == np.uint8 and img.shape == (*renderer.size, 3)
+    assert img.flags.c_contiguous
+
+
+def test_deterministic_and_source_untouched(renderer, default_avatar):
+    before = default_avatar.image.copy()
+    s = FaceState.from_dict({"jawOpen": 0.6, "mouthSmileLeft": 0.4, "headYaw": 7, "gazeYaw": 10})
+    a, b = renderer.render(s), renderer.render(s)
+    assert np.array_equal(a, b)
+    assert np.array_equal(default_avatar.image, before)
+
+
+def test_extreme_states_render(renderer):
+    for s in (FaceState(coeffs=np.ones(NUM_COEFFS), head=[30, 30, 30], gaze=[30, -30]),
+              FaceState(coeffs=np.ones(NUM_COEFFS), head=[-30, -30, -30]),
+              FaceState(coeffs=np.full(NUM_COEFFS, np.nan), head=[1e9, -1e9, np.inf])):
+        img = renderer.render(s)
+        assert img.shape == (*renderer.size, 3)
+
+
+def test_different_states_differ(renderer):
+    a = renderer.render(FaceState.neutral())
+    b = renderer.render(FaceState.from_dict({"jawOpen": 1.0}))
+    assert np.abs(a.astype(int) - b.astype(int)).sum() > 0
+
+
+def test_unknown_renderer_is_a_clear_error(default_avatar):
+    with pytest.raises(renderers.RendererError, match="unknown renderer"):
+        renderers.create("no-such-renderer", default_avatar)
