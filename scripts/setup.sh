@@ -23,11 +23,11 @@ stamp=.venv/.emolive-deps
 want=$(cat requirements.txt pyproject.toml scripts/setup.sh | sha256sum | cut -c1-16)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "[setup] installing Python packages into .venv"
-  "${PIP[@]}" --upgrade pip >/dev/null
+  "${PIP[@]}" --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
   # CPU build of torch first, so nothing later pulls the CUDA build.
   "${PIP[@]}" torch==2.13.0
   "${PIP[@]}" -r requirements.txt
-  "${PIP[@]}" --no-deps mediapipe==0.10.21
+  "${PIP[@]}" --no-deps mediapipe==0.10.21 fer==25.10.3
   "${PIP[@]}" --no-deps -e .
   echo "$want" > "$stamp"
 fi
