@@ -54,7 +54,7 @@ def _cmd_render(args) -> int:
 def _cmd_demo(args) -> int:
     from .offline import render_demo
 
-    n = render_demo(args.out, seconds=args.seconds)
+    n = render_demo(args.out)
     print(f"wrote {args.out} ({n} frames of the default avatar)")
     return 0
 
@@ -106,9 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
     emo.add_argument("--prompt", help='emotion as text, e.g. "very happy with a little surprised"')
     r.set_defaults(func=_cmd_render)
 
-    d = sub.add_parser("demo", help="render a short demo of the default avatar to an mp4")
+    d = sub.add_parser("demo", help="render the default avatar speaking a synthesised sentence to an mp4")
     d.add_argument("--out", default="out/demo.mp4")
-    d.add_argument("--seconds", type=_positive_int(1, 600), default=8)
     d.set_defaults(func=_cmd_demo)
 
     s = sub.add_parser("serve", help="run the real-time WebRTC server", add_help=False)

@@ -1,7 +1,6 @@
 """Offline jobs: render an expressions timeline (or speech) of an avatar to an mp4."""
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Iterable
 
@@ -57,26 +56,31 @@ def render_to_mp4(out, avatar=None, expressions=None, audio=None, fps=None, emot
     return render_speech(out, audio, avatar=avatar, fps=fps or 25, emotion=emotion, prompt=prompt, size=size)
 
 
-def demo_states(seconds: float, fps: float = 25) -> list[FaceState]:
-    """A scripted performance: syllable-like jaw motion, blinks, a smile and a head turn."""
-    states = []
-    for k in range(int(seconds * fps)):
-        t = k / fps
-        syll = max(0.0, math.sin(2 * math.pi * 3.1 * t)) * (0.5 + 0.5 * math.sin(2 * math.pi * 0.4 * t) ** 2)
-        speaking = (t % 4.0) < 2.8
-        blink = math.exp(-(((t % 3.3) - 1.5) / 0.05) ** 2)
-        smile = 0.6 * max(0.0, math.sin(2 * math.pi * t / seconds))
-        states.append(FaceState.from_dict({
-            "jawOpen": 0.55 * syll if speaking else 0.0, "mouthLowerDownLeft": 0.3 * syll if speaking else 0.0,
-            "mouthLowerDownRight": 0.3 * syll if speaking else 0.0,
-            "mouthSmileLeft": smile, "mouthSmileRight": smile, "cheekSquintLeft": 0.5 * smile,
-            "cheekSquintRight": 0.5 * smile, "eyeBlinkLeft": blink, "eyeBlinkRight": blink,
-            "headYaw": 10 * math.sin(2 * math.pi * 0.15 * t), "headPitch": 3 * math.sin(2 * math.pi * 0.23 * t),
-            "headRoll": 2 * math.sin(2 * math.pi * 0.11 * t),
-        }, t=t))
-    return states
+DEMO_TEXT = ("Hello! I am the emolive default avatar. I follow your voice, "
+             "and I can change my mood while I speak: now I am happy, and now a little surprised.")
+DEMO_EMOTIONS = {"changes": [{"t": 0.0, "emotion": "neutral", "transition_ms": 0},
+                             {"t": 3.0, "emotion": "happy:0.9", "transition_ms": 400},
+                             {"t": 6.5, "prompt": "happy with a little surprised", "transition_ms": 400}]}
 
 
-def render_demo(out, seconds: int = 8) -> int:
+def render_demo(out, text: str = DEMO_TEXT) -> int:
+    """Speech synthesised with espeak-ng, lip-synced on the default avatar, with emotion changes."""
+    import json
+    import shutil
+    import subprocess
+    import tempfile
+
+    from .io.video_writer import VideoWriterError
+
     out = _check_out(out)
-    return write_states(out, load_avatar(None), demo_states(seconds), 25)
+    if shutil.which("espeak-ng") is None:
+        raise VideoWriterError("the demo needs espeak-ng (apt install espeak-ng; scripts/setup.sh does it)")
+    from .speech_render import render_speech
+
+    with tempfile.TemporaryDirectory() as tmp:
+        wav = Path(tmp) / "demo.wav"
+        subprocess.run(["espeak-ng", "-v", "en-us", "-s", "150", "-w", str(wav), text], check=True,
+                       capture_output=True)
+        timeline = Path(tmp) / "emotions.json"
+        timeline.write_text(json.dumps(DEMO_EMOTIONS))
+        return render_speech(out, wav, emotion=str(timeline))
