@@ -25,6 +25,22 @@ from .resample import MAX_RATE, MIN_RATE, StreamResampler, check_rate
 from .spec import N_SPEECH, SPEECH_INDEX
 
 FEATURE_RATE = SR // HOP  # 100 steps per second
+LEVEL_SPAN = 3  # steps each side of a frame checked against the silence floor (<= model delay)
+
+
+def frame_level_db(logmel_rows: np.ndarray) -> np.ndarray:
+    """Per-step level in dB relative to a full-scale sine, from log-mel rows."""
+    return (10.0 * np.log10(np.exp(logmel_rows.astype(np.float64)).sum(axis=1) + 1e-30) - _SINE_DB).astype(np.float32)
+
+
+def _sine_reference_db() -> float:
+    from .features import WIN, frames_to_logmel
+
+    tone = np.sin(2 * np.pi * 1000.0 * np.arange(WIN) / SR)[None]
+    return float(10.0 * np.log10(np.exp(frames_to_logmel(tone).astype(np.float64)).sum()))
+
+
+_SINE_DB = _sine_reference_db()
 
 
 class AudioToExpression:
@@ -34,11 +50,13 @@ class AudioToExpression:
     max_lookahead_ms: refuse a model whose look-ahead exceeds it (default 80).
     silence_on/off: voice-activity hysteresis thresholds; outside speech the
     mouth relaxes to neutral (closed) by at most `max_silence_step` per frame.
+    Audio quieter than `silence_floor_db` (dB re a full-scale sine, +-30 ms
+    around the frame) counts as silence whatever the network says.
     """
 
     def __init__(self, fps: float = 25.0, model: ExpressionModel | None = None, max_lookahead_ms: float = 80.0,
                  providers=("cpu",), silence_on: float = 0.5, silence_off: float = 0.3,
-                 max_silence_step: float = 0.04, relax: float = 0.35):
+                 max_silence_step: float = 0.04, relax: float = 0.35, silence_floor_db: float = -60.0):
         fr = Fraction(fps).limit_denominator(1001)
         if not 1 <= fr <= 120:
             raise ValueError(f"fps must be in [1, 120], got {fps!r}")
@@ -55,6 +73,7 @@ class AudioToExpression:
                              f"max_lookahead_ms={max_lookahead_ms}")
         self.silence_on, self.silence_off = float(silence_on), float(silence_off)
         self.max_silence_step, self.relax = float(max_silence_step), float(relax)
+        self.silence_floor_db = float(silence_floor_db)
         self.reset()
 
     def reset(self) -> None:
@@ -66,6 +85,8 @@ class AudioToExpression:
         self._steps = 0  # network steps run
         self._y = np.zeros((0, N_SPEECH + 1), np.float32)  # outputs for target steps _y0 ...
         self._y0 = 0
+        self._lev = np.zeros(0, np.float32)  # level (dB) of feature steps _lev0 ...
+        self._lev0 = 0
         self._k = 0  # next video frame
         self._end_frame: int | None = None
         self._speaking = False
@@ -109,6 +130,7 @@ class AudioToExpression:
     # -- internals -------------------------------------------------------------------------------
     def _advance(self, feats: np.ndarray) -> list[SpeechFrame]:
         if feats.shape[0]:
+            self._lev = np.concatenate([self._lev, frame_level_db(feats)])
             out = self.model.step(feats)
             first = self._steps - self.delay  # target step of out[0]
             self._steps += feats.shape[0]
@@ -125,7 +147,9 @@ class AudioToExpression:
                 break
             a = float(rem) / self._fps_num
             y = self._y[j0 - self._y0] if not rem else (1 - a) * self._y[j0 - self._y0] + a * self._y[j1 - self._y0]
-            frames.append(self._finish(y, self._k))
+            lo = max(0, j0 - LEVEL_SPAN - self._lev0)
+            loud = float(self._lev[lo:j1 + LEVEL_SPAN + 1 - self._lev0].max()) > self.silence_floor_db
+            frames.append(self._finish(y, self._k, loud))
             self._k += 1
         # drop rows no later frame can use
         nxt = (FEATURE_RATE * self._k * self._fps_den) // self._fps_num
@@ -133,10 +157,14 @@ class AudioToExpression:
         if drop:
             self._y = self._y[drop:]
             self._y0 += drop
+        drop = min(max(0, nxt - LEVEL_SPAN - self._lev0), self._lev.shape[0])
+        if drop:
+            self._lev = self._lev[drop:]
+            self._lev0 += drop
         return frames
 
-    def _finish(self, y: np.ndarray, k: int) -> SpeechFrame:
-        vad = float(1.0 / (1.0 + np.exp(-float(y[N_SPEECH]))))
+    def _finish(self, y: np.ndarray, k: int, loud: bool) -> SpeechFrame:
+        vad = float(1.0 / (1.0 + np.exp(-float(y[N_SPEECH])))) if loud else 0.0
         if vad >= self.silence_on:
             self._speaking = True
         elif vad < self.silence_off:

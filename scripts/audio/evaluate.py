@@ -1,7 +1,8 @@
 """Evaluate the shipped audio model on held-out speakers against the mouth measured on real video.
 
-Per clip: Pearson r between the predicted mouth opening (the model's jawOpen,
-through the full streaming path, 20 ms chunks) and the landmark mouth opening
+Per clip: Pearson r between the predicted mouth opening (engine.audio.spec.
+mouth_open_proxy of the streamed coefficients: jaw drop + lower-lip drop - lip
+closure; full streaming path, 20 ms chunks) and the landmark mouth opening
 measured on the video (measure_targets.py), at lag 0 and at the best lag in
 +-5 frames; the same for a naive loudness baseline (RMS envelope of the audio
 over each frame's 40 ms). On GRID both series first lose their slow sentence
@@ -25,6 +26,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 from engine.audio import AudioToExpression, read_audio_file, run_samples  # noqa: E402
 from engine.audio.model import ONNX_PATH, ExpressionModel, onnx_predictor  # noqa: E402
+from engine.audio.spec import mouth_open_proxy  # noqa: E402
 from engine.measure import shared_dir  # noqa: E402
 
 MEASURE = ROOT / "build" / "audio" / "measure"
@@ -72,7 +74,7 @@ def clip_series(video: Path, meas: Path, onnx: str):
     eng = AudioToExpression(fps=fps, model=ExpressionModel(onnx_predictor(onnx)), max_lookahead_ms=90)
     frames = run_samples(x, sr, chunk_ms=20, engine=eng)
     n = min(len(frames), len(m["mouth_open"]))
-    pred = np.array([f.state["jawOpen"] for f in frames[:n]])
+    pred = np.array([mouth_open_proxy(f.state) for f in frames[:n]])
     return dict(pred=pred, loud=rms_envelope(x, sr, fps, n), meas=m["mouth_open"][:n].astype(float),
                 found=m["found"][:n], fps=fps)
 
