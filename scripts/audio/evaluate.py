@@ -67,6 +67,16 @@ def rms_envelope(x: np.ndarray, sr: int, fps: float, n: int) -> np.ndarray:
     return out
 
 
+def video_offset_s(path: Path) -> float:
+    """Start of the video stream relative to the audio stream (CREMA-D FLVs: 27 ms; GRID: 0)."""
+    import av
+
+    with av.open(str(path)) as c:
+        def start(s):
+            return float(s.start_time * s.time_base) if s.start_time is not None else 0.0
+        return start(c.streams.video[0]) - start(c.streams.audio[0])
+
+
 def clip_series(video: Path, meas: Path, onnx: str):
     m = np.load(meas)
     fps = float(m["fps"])
@@ -74,9 +84,13 @@ def clip_series(video: Path, meas: Path, onnx: str):
     eng = AudioToExpression(fps=fps, model=ExpressionModel(onnx_predictor(onnx)), max_lookahead_ms=90)
     frames = run_samples(x, sr, chunk_ms=20, engine=eng)
     n = min(len(frames), len(m["mouth_open"]))
-    pred = np.array([mouth_open_proxy(f.state) for f in frames[:n]])
-    return dict(pred=pred, loud=rms_envelope(x, sr, fps, n), meas=m["mouth_open"][:n].astype(float),
-                found=m["found"][:n], fps=fps)
+    pred = np.array([mouth_open_proxy(f.state) for f in frames])
+    # measured frame k shows stream time off + k / fps: sample the prediction there
+    off = video_offset_s(video)
+    tk = np.arange(len(frames)) / fps
+    pred = np.interp(np.arange(n) / fps + off, tk, pred)
+    loud = np.interp(np.arange(n) / fps + off, tk, rms_envelope(x, sr, fps, len(frames)))
+    return dict(pred=pred, loud=loud, meas=m["mouth_open"][:n].astype(float), found=m["found"][:n], fps=fps)
 
 
 def score(s: dict, envelope: bool) -> dict:
