@@ -20,7 +20,7 @@ from tqdm import tqdm
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from augment import random_augment  # noqa: E402
+from augment import colored_noise, random_augment  # noqa: E402
 
 from engine.audio.features import logmel  # noqa: E402
 from engine.audio.net import ExpressionNet  # noqa: E402
@@ -62,7 +62,12 @@ class Data(torch.utils.data.Dataset):
         self.calls += 1
         x, tg, vad, mask = self._get(i)
         x = x.astype(np.float32)
-        if self.augment:
+        if self.augment and rng.random() < 0.06:
+            # No speech at all, only a noise floor: the mouth must stay shut and voice activity low.
+            x = (colored_noise(x.size, rng.choice(["white", "pink", "brown"]), rng)
+                 * 10 ** (rng.uniform(-90, -35) / 20)).astype(np.float32)
+            tg, vad = np.zeros_like(tg), np.zeros_like(vad)
+        elif self.augment:
             def babble(n):
                 parts = [self._get(int(rng.integers(len(self))))[0] for _ in range(3)]
                 b = sum(np.resize(p, n) for p in parts)
