@@ -112,3 +112,17 @@ def test_mouth_relaxes_after_speech(model):
     steps = np.abs(np.diff(c[quiet[0] - 1:], axis=0)).max(axis=1)
     assert steps.max() <= eng.max_silence_step + 1e-6  # no quivering, bounded speed
     assert c[quiet[-10:]].max() < 1e-6  # ends closed and still
+
+
+def test_articulation_scales_speech_coefficients(model):
+    x = speechlike(2.0)
+    base = offline(x, 16000, model)
+    eng = AudioToExpression(model=model, articulation=1.5)
+    big = eng.push(x, 16000) + eng.flush()
+    a = np.stack([f.state.coeffs for f in base])
+    b = np.stack([f.state.coeffs for f in big])
+    speaking = np.array([f.vad >= eng.silence_on for f in base])  # certainly in the speaking state
+    assert speaking.sum() > 10
+    np.testing.assert_allclose(b[speaking], np.minimum(a[speaking] * 1.5, 1.0), atol=1e-5)
+    with pytest.raises(ValueError):
+        AudioToExpression(model=model, articulation=-1)

@@ -50,13 +50,16 @@ class AudioToExpression:
     max_lookahead_ms: refuse a model whose look-ahead exceeds it (default 80).
     silence_on/off: voice-activity hysteresis thresholds; outside speech the
     mouth relaxes to neutral (closed) by at most `max_silence_step` per frame.
+    articulation scales the speech coefficients (1 = as measured on real faces;
+    > 1 exaggerates for avatars whose rig compresses mouth motion).
     Audio quieter than `silence_floor_db` (dB re a full-scale sine, +-30 ms
     around the frame) counts as silence whatever the network says.
     """
 
     def __init__(self, fps: float = 25.0, model: ExpressionModel | None = None, max_lookahead_ms: float = 80.0,
                  providers=("cpu",), silence_on: float = 0.5, silence_off: float = 0.3,
-                 max_silence_step: float = 0.04, relax: float = 0.35, silence_floor_db: float = -60.0):
+                 max_silence_step: float = 0.04, relax: float = 0.35, silence_floor_db: float = -60.0,
+                 articulation: float = 1.0):
         fr = Fraction(fps).limit_denominator(1001)
         if not 1 <= fr <= 120:
             raise ValueError(f"fps must be in [1, 120], got {fps!r}")
@@ -74,6 +77,9 @@ class AudioToExpression:
         self.silence_on, self.silence_off = float(silence_on), float(silence_off)
         self.max_silence_step, self.relax = float(max_silence_step), float(relax)
         self.silence_floor_db = float(silence_floor_db)
+        if not 0.0 <= float(articulation) <= 4.0:
+            raise ValueError(f"articulation must be in [0, 4], got {articulation!r}")
+        self.articulation = float(articulation)
         self.reset()
 
     def reset(self) -> None:
@@ -170,7 +176,7 @@ class AudioToExpression:
         elif vad < self.silence_off:
             self._speaking = False
         if self._speaking:
-            c = np.clip(y[:N_SPEECH], 0.0, 1.0).astype(np.float32)
+            c = np.clip(y[:N_SPEECH] * self.articulation, 0.0, 1.0).astype(np.float32)
         else:
             # Relax monotonically to neutral (closed mouth): no quivering, bounded speed.
             step = np.minimum(self._prev * self.relax, self.max_silence_step)
