@@ -26,10 +26,14 @@ def _imel(m):
     return 700.0 * (10.0 ** (np.asarray(m, np.float64) / 2595.0) - 1.0)
 
 
-def mel_filterbank(n_mels: int = N_MELS, n_fft: int = N_FFT, sr: int = SR) -> np.ndarray:
-    """(n_fft//2+1, n_mels) triangular filters, area-normalised (Slaney style)."""
+def mel_filterbank(n_mels: int = N_MELS, n_fft: int = N_FFT, sr: int = SR, warp: float = 1.0) -> np.ndarray:
+    """(n_fft//2+1, n_mels) triangular filters, area-normalised (Slaney style).
+
+    warp > 1 reads each band from warp times lower frequencies, as if the vocal
+    tract were shorter (training-time vocal-tract-length perturbation only).
+    """
     freqs = np.arange(n_fft // 2 + 1) * sr / n_fft
-    edges = _imel(np.linspace(_mel(FMIN), _mel(FMAX), n_mels + 2))
+    edges = np.minimum(_imel(np.linspace(_mel(FMIN), _mel(FMAX), n_mels + 2)) / warp, sr / 2 - 1.0)
     fb = np.zeros((freqs.size, n_mels))
     for i in range(n_mels):
         lo, c, hi = edges[i], edges[i + 1], edges[i + 2]
@@ -43,17 +47,18 @@ _FB = mel_filterbank()
 _WINDOW = np.hanning(WIN + 2)[1:-1]  # periodic-free Hann without zero end points
 
 
-def frames_to_logmel(frames: np.ndarray) -> np.ndarray:
+def frames_to_logmel(frames: np.ndarray, fb: np.ndarray | None = None) -> np.ndarray:
     """(n, WIN) sample windows -> (n, N_MELS) float32 log-mel power."""
     spec = np.fft.rfft(frames * _WINDOW, n=N_FFT, axis=1)
     power = spec.real ** 2 + spec.imag ** 2
-    return np.log(power @ _FB + LOG_FLOOR).astype(np.float32)
+    return np.log(power @ (_FB if fb is None else fb) + LOG_FLOOR).astype(np.float32)
 
 
 class LogMelStream:
     """Push 16 kHz mono float samples, get the log-mel frames that became computable."""
 
-    def __init__(self):
+    def __init__(self, fb: np.ndarray | None = None):
+        self._fb = fb
         self._buf = np.zeros(WIN // 2, np.float64)  # zeros before the stream start
         self._buf_start = -(WIN // 2)  # absolute sample index of _buf[0]
         self._n = 0  # samples received
@@ -72,7 +77,7 @@ class LogMelStream:
             return np.zeros((0, N_MELS), np.float32)
         starts = np.arange(self._next, end) * HOP - WIN // 2 - self._buf_start
         idx = starts[:, None] + np.arange(WIN)[None, :]
-        out = frames_to_logmel(self._buf[idx])
+        out = frames_to_logmel(self._buf[idx], self._fb)
         self._next = end
         drop = self._next * HOP - WIN // 2 - self._buf_start
         if drop > 0:
@@ -97,7 +102,7 @@ class LogMelStream:
         return self._emit(end)
 
 
-def logmel(x: np.ndarray) -> np.ndarray:
+def logmel(x: np.ndarray, fb: np.ndarray | None = None) -> np.ndarray:
     """Offline features of a whole 16 kHz signal (same frames as the stream, no extra)."""
-    s = LogMelStream()
+    s = LogMelStream(fb)
     return np.concatenate([s.push(x), s.pad_and_flush()])
