@@ -4,7 +4,7 @@ Reads build/audio/real_s1.npz and build/audio/synthetic.npz (build_dataset.py),
 augments on the fly (augment.py), trains on CPU with one torch thread and one
 data worker, and writes engine/assets/audio_expression.pt (weights + config).
 
-    OMP_NUM_THREADS=1 .venv/bin/python scripts/audio/train.py --epochs 40
+    OMP_NUM_THREADS=1 .venv/bin/python scripts/audio/train.py --epochs 30 --vtlp 0.6
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from augment import colored_noise, random_augment  # noqa: E402
 
-from engine.audio.features import logmel  # noqa: E402
+from engine.audio.features import logmel, mel_filterbank  # noqa: E402
 from engine.audio.net import ExpressionNet  # noqa: E402
 from engine.audio.spec import MOUTH_OPEN_WEIGHTS, N_SPEECH, SPEECH_COEFFS  # noqa: E402
 
@@ -37,8 +37,9 @@ HP_WIN = 51  # ~0.5 s at 100 Hz: the slow envelope removed by the evaluation
 class Data(torch.utils.data.Dataset):
     """Items 0..n_real-1 are real clips, the rest synthetic utterances; each call re-augments."""
 
-    def __init__(self, real: dict, synth: dict, real_idx: np.ndarray, augment: bool, seed: int):
+    def __init__(self, real: dict, synth: dict, real_idx: np.ndarray, augment: bool, seed: int, vtlp: float = 0.6):
         self.real, self.synth, self.real_idx, self.augment, self.seed = real, synth, real_idx, augment, seed
+        self.vtlp = vtlp  # probability of a vocal-tract-length warp per item
         self.a_off = np.concatenate([[0], np.cumsum(synth["audio_len"])]) if synth else None
         self.t_off = np.concatenate([[0], np.cumsum(synth["target_len"])]) if synth else None
         self.n_synth = len(synth["audio_len"]) if synth else 0
@@ -78,7 +79,9 @@ class Data(torch.utils.data.Dataset):
         if n > FRAMES:  # random 3 s crop (at 10 ms steps, matching the feature grid)
             s = int(rng.integers(0, n - FRAMES + 1)) if self.augment else 0
             x, tg, vad, mask = x[s * 160:(s + FRAMES) * 160 + 160], tg[s:s + FRAMES], vad[s:s + FRAMES], mask[s:s + FRAMES]
-        f = logmel(x)[:FRAMES]
+        # vocal-tract-length perturbation: the real data has one male voice
+        fb = mel_filterbank(warp=rng.uniform(0.9, 1.25)) if self.augment and rng.random() < self.vtlp else None
+        f = logmel(x, fb)[:FRAMES]
         m = min(f.shape[0], tg.shape[0])
         pad = FRAMES - m
         f = np.pad(f[:m], ((0, pad), (0, 0)), constant_values=np.log(1e-8))
@@ -127,6 +130,7 @@ def main() -> None:
     ap.add_argument("--channels", type=int, default=96)
     ap.add_argument("--delay", type=int, default=6, help="look-ahead in 10 ms frames")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--vtlp", type=float, default=0.6, help="probability of vocal-tract-length perturbation")
     ap.add_argument("--out", default=str(ROOT / "engine" / "assets" / "audio_expression.pt"))
     args = ap.parse_args()
     torch.manual_seed(args.seed)
@@ -135,7 +139,7 @@ def main() -> None:
     synth = dict(np.load(BUILD / "synthetic.npz")) if (BUILD / "synthetic.npz").exists() else None
     idx = np.arange(len(real["names"]))
     val_idx, train_idx = idx[idx % 20 == 0], idx[idx % 20 != 0]  # 5 % of s1 clips for monitoring
-    train = Data(real, synth, train_idx, True, args.seed)
+    train = Data(real, synth, train_idx, True, args.seed, args.vtlp)
     val = Data(real, None, val_idx, False, args.seed)
     net = ExpressionNet(channels=args.channels, delay=args.delay)
     feats = np.concatenate([logmel(real["audio"][j]) for j in train_idx[:200]])
