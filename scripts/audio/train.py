@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -58,8 +57,8 @@ class Data(torch.utils.data.Dataset):
         return x, self.synth["target"][t0:t1], self.synth["vad"][t0:t1], np.ones(t1 - t0, bool)
 
     def __getitem__(self, i: int):
-        rng = np.random.default_rng([self.seed, i, self.calls, torch.utils.data.get_worker_info().id
-                                     if torch.utils.data.get_worker_info() else 0, int(time.time() * 1e6) % 1_000_000])
+        # deterministic per (seed, item, visit): reruns draw the same augmentations
+        rng = np.random.default_rng([self.seed, i, self.calls])
         self.calls += 1
         x, tg, vad, mask = self._get(i)
         x = x.astype(np.float32)
