@@ -214,6 +214,13 @@ def create_app(config: ServerConfig, parts: EngineParts | None = None) -> web.Ap
 def run(config: ServerConfig, parts: EngineParts | None = None) -> None:
     """Serve until interrupted (Ctrl-C)."""
     app = create_app(config, parts)
+    # Build the default avatar and its renderer once before serving: the first offer
+    # must not pay for the avatar build and the warp kernel's load before its first
+    # frame; a bad --avatar fails here, at start, with its own message.
+    try:
+        app[PARTS].renderer_factory(config.avatar).close()
+    except Exception as e:  # noqa: BLE001 - AvatarError, RendererError, ...: the operator's to fix
+        raise EngineUnavailable(f"cannot prepare the avatar {config.avatar or '(default)'}: {e}") from e
     log.info("emolive serving on http://%s:%d/", config.host, config.port)
     web.run_app(app, host=config.host, port=config.port, print=None)
 
