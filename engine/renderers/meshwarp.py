@@ -3,7 +3,8 @@
 Per frame: rig displacements (expression) and a head rotation move the mesh
 vertices; only triangles that moved are redrawn over a copy of the photo, far
 ones first so the face overlaps itself correctly during turns; then a painted
-mouth interior fills the lips' opening beyond what the photo already shows.
+mouth interior fills the lips' opening beyond what the photo already shows, and
+closing lids end in a lash line.
 """
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ LASH_SHIFT = 0.06
 
 
 def _lash_colour(img: np.ndarray, rest: np.ndarray) -> tuple[int, int, int]:
-    """The darkest tenth of the pixels along the upper lids: this face's own lash colour."""
+    """The darkest quarter of the pixels along the upper lids: this face's own lash colour."""
     pts = np.round(rest[list(EYE_R_UPPER + EYE_L_UPPER), :2]).astype(int)
     h, w = img.shape[:2]
     px = img[np.clip(pts[:, 1], 0, h - 1), np.clip(pts[:, 0], 0, w - 1)].astype(np.float64)
@@ -89,7 +90,6 @@ class MeshWarpRenderer:
         self._axes = frame.axes
         self._gaze_px = GAZE_GAIN * frame.scale
         self._iris = np.array(IRIS_R + IRIS_L)
-        self._scale = frame.scale
         self._mouth = MouthPainter(self._v0, frame.scale) if mouth_interior else None
         self._lids = [(COEFF_INDEX[n], np.array([u for u, _ in lids])) for n, lids in
                       (("eyeBlinkRight", EYE_R_LIDS), ("eyeBlinkLeft", EYE_L_LIDS))]
