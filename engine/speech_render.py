@@ -90,7 +90,6 @@ def speech_states(samples, rate: int, fps: float = 25.0, emotion: str | None = N
 
 def render_speech(out, audio, avatar=None, fps: float = 25.0, emotion=None, prompt=None, size: int = 512) -> int:
     samples, rate = read_audio_file(audio)
-    states = speech_states(samples, rate, fps=fps, emotion=emotion, prompt=prompt)
-    # Validate the emotion options before the (slower) avatar build.
-    states = iter(list(states))
+    # Computed before the (slower) avatar build, so bad emotion options fail first.
+    states = list(speech_states(samples, rate, fps=fps, emotion=emotion, prompt=prompt))
     return write_states(out, load_avatar(avatar, size=size), states, fps, audio=samples, audio_rate=rate)

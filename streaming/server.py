@@ -7,7 +7,6 @@ import hmac
 import json
 import logging
 import secrets
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 

@@ -14,39 +14,17 @@ from aiohttp import web
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.contrib.media import MediaPlayer
 
-from engine.types import FaceState, SpeechFrame
 from streaming.config import ServerConfig
 from streaming.parts import EngineParts, default_emotion_factory, renderer_factory_for
 from streaming.server import SESSIONS, create_app
+from speech_doubles import RmsLoudnessModel
 
 pytestmark = pytest.mark.timeout(180)
 
 
-class LoudnessModel:
-    """Test double of the audio model: jawOpen follows the loudness of each 40 ms, 40 ms look-ahead."""
-
-    latency_s = 0.04
-
-    def __init__(self):
-        self.buf = np.zeros(0, np.float32)
-        self.k = 0
-
-    def push(self, pcm, sample_rate):
-        self.buf = np.concatenate([self.buf, pcm])
-        spf = sample_rate // 25
-        out = []
-        while len(self.buf) >= 2 * spf:
-            rms = float(np.sqrt(np.mean(self.buf[:spf] ** 2)))
-            jaw = min(rms * 8.0, 1.0)
-            out.append(SpeechFrame(FaceState.neutral(self.k / 25).replace(jawOpen=jaw), vad=float(rms > 0.01)))
-            self.buf = self.buf[spf:]
-            self.k += 1
-        return out
-
-
 @pytest.fixture(scope="module")
 def parts():
-    return EngineParts(LoudnessModel, default_emotion_factory, renderer_factory_for("meshwarp"), 0.04)
+    return EngineParts(RmsLoudnessModel, default_emotion_factory, renderer_factory_for("meshwarp"), 0.04)
 
 
 @pytest.fixture(scope="module")

@@ -4,28 +4,7 @@ import numpy as np
 from engine.clock import FakeClock
 from engine.scheduler import AVScheduler
 from engine.session import Session, model_latency_s, scheduler_config_for
-from engine.types import FaceState, SpeechFrame
-
-
-class LoudnessModel:
-    """Test double: one frame per 40 ms of audio, jawOpen = chunk loudness, 40 ms look-ahead."""
-
-    latency_s = 0.04
-
-    def __init__(self):
-        self.buf = np.zeros(0, np.float32)
-        self.k = 0
-
-    def push(self, pcm, sample_rate):
-        self.buf = np.concatenate([self.buf, pcm])
-        spf = sample_rate // 25
-        out = []
-        while len(self.buf) >= 2 * spf:  # frame k is final once frame k+1's audio is in
-            amp = float(np.abs(self.buf[:spf]).mean())
-            out.append(SpeechFrame(FaceState.neutral(self.k / 25).replace(jawOpen=amp), vad=float(amp > 0.1)))
-            self.buf = self.buf[spf:]
-            self.k += 1
-        return out
+from speech_doubles import LoudnessModel
 
 
 class Smile:

@@ -21,7 +21,6 @@ from functools import lru_cache
 
 import numpy as np
 
-from .directions import EMOTIONS
 from .target import EmotionTarget
 
 DEFAULT_K = 0.7  # a bare "happy"
