@@ -62,6 +62,7 @@ class SessionRunner:
         self.face_listeners: set[Callable[[dict], None]] = set()
         self.closed = asyncio.Event()
         self._closing = False
+        self._closer: asyncio.Task | None = None  # owns a close started from a callback
         self._feed_backlog = 0
         # Measurements (bounded windows) for stats and /metrics.
         self.latency_ms: deque[float] = deque(maxlen=500)
@@ -101,7 +102,12 @@ class SessionRunner:
             log.error("session %s: task %s failed", self.id[:6], task.get_name(), exc_info=exc)
             self.failure = f"{task.get_name()}: {exc}"
             self.broadcast({"type": "error", "code": "internal", "message": f"session failed: {exc}"})
-            asyncio.get_running_loop().create_task(self.close("internal error"))
+            self.close_soon("internal error")
+
+    def close_soon(self, reason: str) -> None:
+        """Close from a callback: the closing task is kept here (asyncio holds tasks only weakly)."""
+        if self._closer is None and not self._closing:
+            self._closer = asyncio.get_running_loop().create_task(self.close(reason), name=f"{self.id[:6]}-close")
 
     async def close(self, reason: str = "closed") -> None:
         if self._closing:

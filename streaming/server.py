@@ -137,7 +137,7 @@ async def _connect_watchdog(runner: SessionRunner, timeout: float) -> None:
     """A session whose peer never connects is closed, so abandoned offers do not hold a slot."""
     await asyncio.sleep(timeout)
     if runner.pc is None or runner.pc.connectionState != "connected":
-        asyncio.get_running_loop().create_task(runner.close("peer never connected"))
+        await runner.close("peer never connected")  # close() spares its calling task
 
 
 async def control_ws(request: web.Request) -> web.StreamResponse:
