@@ -114,6 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=None, passthrough="serve")
     k = sub.add_parser("ctl", help="send control commands to a running server", add_help=False)
     k.set_defaults(func=None, passthrough="ctl")
+    b = sub.add_parser("bench", help="measure stage costs, latency and capacity of the streaming engine",
+                       add_help=False)
+    b.set_defaults(func=None, passthrough="bench")
     return p
 
 
@@ -121,8 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     os.environ.setdefault("GLOG_minloglevel", "2")  # mediapipe's C++ logs drown the user's messages
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    # serve/ctl own their arguments.
-    if argv and argv[0] in ("serve", "ctl"):
+    # serve/ctl/bench own their arguments.
+    if argv and argv[0] in PASSTHROUGH:
         return _passthrough(argv[0], argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -144,16 +147,21 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INTERNAL
 
 
+# Subcommands whose modules parse their own arguments: name -> (module, function).
+PASSTHROUGH = {"serve": ("streaming.server", "main"), "ctl": ("streaming.ctl", "main"),
+               "bench": ("streaming.bench", "main")}
+
+
 def _passthrough(command: str, argv: list[str]) -> int:
+    import importlib
+
+    module, func = PASSTHROUGH[command]
     try:
-        if command == "serve":
-            from streaming.server import main as serve_main
-            return int(serve_main(argv) or 0)
-        from streaming.ctl import main as ctl_main
-        return int(ctl_main(argv) or 0)
+        entry = getattr(importlib.import_module(module), func)
     except ImportError as e:
         print(f"emolive: error: `emolive {command}` is not available: {e}", file=sys.stderr)
         return EXIT_INTERNAL
+    return int(entry(argv) or 0)
 
 
 if __name__ == "__main__":
