@@ -30,6 +30,16 @@ class ServerConfig(BaseModel):
     face_state_queue: int = Field(50, ge=1)  # per-subscriber bound; the oldest states go first
     stats_interval_s: float = Field(1.0, gt=0)
     session_idle_timeout_s: float = Field(30.0, gt=0)  # no ICE connection by then: the session is closed
+    ws_max_image_bytes: int = Field(2 * 1024 * 1024, ge=1024)  # decoded reference_image size limit
+    # Inputs other than the browser's microphone (at most one of audio / mic).
+    audio: str | None = None  # --audio FILE: played as every session's voice input
+    audio_loop: bool = False
+    mic: bool = False  # --mic: the local microphone (sounddevice) as every session's input
+    mic_device: int | str | None = None
+    push_buffer_s: float = Field(20.0, ge=1, le=120)  # pushed (TTS) audio held ahead of playback
+    push_frames_per_s: float = Field(200.0, gt=0)  # binary frames per second on /push (burst 2x)
+    record: str | None = None  # --record OUT.mp4: what is sent, per session (OUT-<sid8>.mp4 after the first)
+    record_queue_frames: int = Field(50, ge=2)  # video frames waiting for the encoder; beyond it frames are dropped
 
 
 def load_config(path: str | Path | None = None, **overrides) -> ServerConfig:

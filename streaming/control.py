@@ -8,6 +8,8 @@ and the stream go on.
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import json
 import logging
 from collections import deque
@@ -18,13 +20,44 @@ from engine.emotion import EmotionError
 
 from .config import ServerConfig
 from .parts import UnsupportedRequest
-from .protocol import PROTOCOL_VERSION, ErrorCode, ProtocolError, error_event, event, parse_message
+from .protocol import (LARGE_MESSAGE_TYPES, PROTOCOL_VERSION, ErrorCode, ProtocolError, error_event, event,
+                       parse_message)
 from .runner import SessionRunner
 
 log = logging.getLogger(__name__)
 
 OUTBOX_LIMIT = 200  # events waiting for a slow client; beyond it the oldest go
 HARD_SIZE_FACTOR = 4  # beyond this multiple of the size limit, aiohttp closes with 1009
+LARGE_RATE_PER_S = 1.0  # large (image) messages per second, burst 2: parsing megabytes is not free
+
+
+def image_message_limit(config: ServerConfig) -> int:
+    """Largest text message accepted for reference_image: base64 of ws_max_image_bytes plus some JSON."""
+    return (config.ws_max_image_bytes + 2) // 3 * 4 + 512
+
+
+def _large_type(text: str) -> str | None:
+    """The type of an over-sized message, if it may be large; found without parsing the image."""
+    head = text[:256]
+    for kind in LARGE_MESSAGE_TYPES:
+        if f'"{kind}"' in head or f'"{kind}"' in text[-256:]:
+            return kind
+    return None
+
+
+def _reference_target(image_b64: str, max_bytes: int):
+    """Decode a reference_image's base64 and read the emotion of the face in it (CPU, ~300 ms: off the loop)."""
+    try:
+        from engine.emotion.reference import target_from_image
+    except ImportError:
+        raise UnsupportedRequest("reference-image emotions are not available in this engine build") from None
+    try:
+        data = base64.b64decode(image_b64, validate=True)
+    except (binascii.Error, ValueError):
+        raise ProtocolError(ErrorCode.bad_image, "image: not valid base64") from None
+    if len(data) > max_bytes:
+        raise ProtocolError(ErrorCode.too_large, f"image: {len(data)} bytes, over {max_bytes}")
+    return target_from_image(data)
 
 
 class TokenBucket:
@@ -50,6 +83,7 @@ class ControlConnection:
         self.dropped_events = 0
         loop = asyncio.get_running_loop()
         self.bucket = TokenBucket(config.ws_rate_per_s, config.ws_burst, loop.time())
+        self.large_bucket = TokenBucket(LARGE_RATE_PER_S, 2, loop.time())
         self.subscriptions = {"stats"}
 
     def send(self, msg: dict) -> None:
@@ -96,10 +130,18 @@ class ControlConnection:
             await self.ws.send_str(json.dumps(self.outbox.popleft()))
 
     async def _on_text(self, text: str) -> None:
-        if len(text.encode("utf-8", "surrogatepass")) > self.config.ws_max_message_bytes:
-            self.send(error_event(ErrorCode.too_large, f"message over {self.config.ws_max_message_bytes} bytes"))
-            return
-        if not self.bucket.take(asyncio.get_running_loop().time()):
+        size = len(text.encode("utf-8", "surrogatepass"))
+        now = asyncio.get_running_loop().time()
+        if size > self.config.ws_max_message_bytes:
+            if size > image_message_limit(self.config) or _large_type(text) is None:
+                self.send(error_event(ErrorCode.too_large, f"message over {self.config.ws_max_message_bytes} bytes "
+                                      f"(reference_image: {image_message_limit(self.config)})"))
+                return
+            if not self.large_bucket.take(now):
+                self.send(error_event(ErrorCode.rate_limited, f"over {LARGE_RATE_PER_S:g} large messages/s; "
+                                      "message ignored"))
+                return
+        if not self.bucket.take(now):
             self.send(error_event(ErrorCode.rate_limited,
                                   f"over {self.config.ws_rate_per_s:g} messages/s; message ignored"))
             return
@@ -145,11 +187,19 @@ class ControlConnection:
             elif msg.type in ("interrupt", "clear"):
                 r.scheduler.clear_input()
                 await r.run_in_session(r.session.forget_speech)
-            elif msg.type == "reference_image":
-                raise UnsupportedRequest("reference-image emotions are not available in this engine build")
+            elif msg.type in ("reference_image", "set_emotion_image"):
+                # Reading the face takes ~300 ms of CPU: the default executor, not the session worker,
+                # so face states keep flowing; only the cheap controller update is ordered with them.
+                target = await asyncio.get_running_loop().run_in_executor(
+                    None, _reference_target, msg.image, self.config.ws_max_image_bytes)
+                await r.run_in_session(emo.controller.set, target, None, msg.transition_ms)
         except EmotionError as e:
-            code = ErrorCode.bad_prompt if msg.type == "prompt" else ErrorCode.unknown_emotion
+            code = {"prompt": ErrorCode.bad_prompt, "reference_image": ErrorCode.bad_image,
+                    "set_emotion_image": ErrorCode.bad_image}.get(msg.type, ErrorCode.unknown_emotion)
             raise ProtocolError(code, str(e), msg.id) from None
         except UnsupportedRequest as e:
             raise ProtocolError(ErrorCode.unsupported, str(e), msg.id) from None
+        except ProtocolError as e:
+            e.ref = msg.id if e.ref is None else e.ref
+            raise
         await self._state(msg.id)

@@ -26,6 +26,12 @@ class ErrorCode(str, Enum):
     unauthorized = "unauthorized"
     no_session = "no_session"
     internal = "internal"  # a bug: reported, logged, the session goes on
+    bad_image = "bad_image"  # reference_image: not a decodable image, or no face in it
+    # PCM push (/push)
+    no_start = "no_start"  # audio before the start message
+    bad_audio = "bad_audio"  # not whole s16le samples
+    buffer_full = "buffer_full"  # more pending audio than the push buffer holds; the frame was dropped
+    busy = "busy"  # another connection is already pushing to this session
 
 
 class _Msg(BaseModel):
@@ -83,7 +89,7 @@ class Interrupt(_Msg):
 
 
 class ReferenceImage(_Msg):
-    type: Literal["reference_image"]
+    type: Literal["reference_image", "set_emotion_image"]
     image: str = Field(min_length=1, description="base64 JPEG/PNG of a face showing the wanted emotion")
     transition_ms: float = Field(250, ge=0, le=10_000)
 
@@ -92,7 +98,8 @@ ClientMessage = Annotated[Union[SetEmotion, Prompt, SetIdle, GetState, Subscribe
                                 ReferenceImage], Field(discriminator="type")]
 _client_adapter: TypeAdapter = TypeAdapter(ClientMessage)
 MESSAGE_TYPES = ("set_emotion", "prompt", "set_idle", "get_state", "subscribe", "unsubscribe", "interrupt",
-                 "clear", "reference_image")
+                 "clear", "reference_image", "set_emotion_image")
+LARGE_MESSAGE_TYPES = ("reference_image", "set_emotion_image")  # may exceed ws_max_message_bytes
 
 
 class ProtocolError(Exception):

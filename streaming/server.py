@@ -17,9 +17,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from engine.emotion import EmotionError
 
 from .config import ServerConfig, load_config
-from .control import HARD_SIZE_FACTOR, ControlConnection
+from .control import HARD_SIZE_FACTOR, ControlConnection, image_message_limit
 from .parts import EngineParts, EngineUnavailable, real_parts
+from .push import HARD_FRAME_BYTES, PushConnection, PushFeed
+from .record import RecordError, SessionRecorder, recording_path
 from .runner import SessionRunner
+from .sources import FileInput, InputUnavailable, Microphone, MicInput, ServerInput, load_audio_input
+from .tracks import consume_audio, discard_audio
 
 log = logging.getLogger("emolive.server")
 STATIC = Path(__file__).parent / "static"
@@ -30,6 +34,9 @@ PARTS = web.AppKey("parts", EngineParts)
 SESSIONS = web.AppKey("sessions", dict)
 POOL = web.AppKey("pool", ThreadPoolExecutor)
 COUNTERS = web.AppKey("counters", dict)
+INPUT = web.AppKey("input", ServerInput)
+PUSHES = web.AppKey("pushes", dict)  # session id -> PushFeed of its pushing connection
+RECORDERS = web.AppKey("recorders", list)
 
 
 class OfferRequest(BaseModel):
@@ -76,8 +83,10 @@ async def index(request: web.Request) -> web.FileResponse:
 
 async def health(request: web.Request) -> web.Response:
     app = request.app
+    # `input` tells the browser client whether to capture its microphone ("browser") or not.
     return web.json_response({"status": "ok", "sessions": len(app[SESSIONS]),
-                              "max_sessions": app[CONFIG].max_sessions})
+                              "max_sessions": app[CONFIG].max_sessions, "input": app[INPUT].kind,
+                              "push": True, "recording": app[CONFIG].record is not None})
 
 
 async def offer(request: web.Request) -> web.Response:
@@ -95,9 +104,16 @@ async def offer(request: web.Request) -> web.Response:
         app[COUNTERS]["rejected_full"] += 1
         return _fail(503, "server_full", f"all {config.max_sessions} sessions are in use; try again later")
     sid = secrets.token_urlsafe(18)
+    cleanups = []  # run when the session closes, whatever closes it
+
+    def on_closed(r: SessionRunner) -> None:
+        sessions.pop(r.id, None)
+        for fn in cleanups:
+            fn()
+
     try:
         runner = SessionRunner(sid, app[PARTS], config, app[POOL], avatar=body.avatar or config.avatar,
-                               emotion=body.emotion, on_closed=lambda r: sessions.pop(r.id, None))
+                               emotion=body.emotion, on_closed=on_closed)
     except EmotionError as e:
         return _fail(400, "unknown_emotion", str(e))
     sessions[sid] = runner  # reserved before any await: admission cannot be raced
@@ -109,7 +125,7 @@ async def offer(request: web.Request) -> web.Response:
         @pc.on("track")
         def _on_track(track):
             if track.kind == "audio":
-                runner.attach_inbound_audio(track)
+                _attach_browser_audio(app, runner, track)
 
         @pc.on("connectionstatechange")
         async def _on_state():
@@ -127,10 +143,48 @@ async def offer(request: web.Request) -> web.Response:
             return _fail(400, "bad_request", f"cannot start the session: {e}")
         log.exception("session setup failed")
         return _fail(500, "engine_error", f"cannot start the session: {e}")
+    if config.record is not None:
+        _start_recording(app, runner, cleanups)
     runner.start()
+    if (detach := app[INPUT].attach(runner)) is not None:
+        cleanups.append(detach)
     runner.spawn(_connect_watchdog(runner, config.session_idle_timeout_s), "watchdog")
     app[COUNTERS]["sessions_started"] += 1
     return web.json_response({"sdp": pc.localDescription.sdp, "type": pc.localDescription.type, "session_id": sid})
+
+
+def _attach_browser_audio(app: web.Application, runner: SessionRunner, track) -> None:
+    """The browser's microphone drives the session, unless the server has its own input or a TTS is pushing."""
+    if app[INPUT].kind != "browser":
+        runner.spawn(discard_audio(track), "audio-in-unused")
+        return
+    pushes = app[PUSHES]
+
+    def gate(pcm):
+        feed = pushes.get(runner.id)
+        if feed is not None and feed.active:  # pushed audio has the timeline; the browser's is dropped
+            runner.counters["browser_audio_muted"] = runner.counters.get("browser_audio_muted", 0) + 1
+            return
+        runner.on_audio_in(pcm)
+
+    runner.spawn(consume_audio(track, gate, runner.config.sample_rate), "audio-in")
+
+
+def _start_recording(app: web.Application, runner: SessionRunner, cleanups: list) -> None:
+    config = app[CONFIG]
+    path = recording_path(config.record, app[COUNTERS]["recordings"], runner.id)
+    try:
+        rec = SessionRecorder(path, runner.renderer.size, config.fps, config.sample_rate,
+                              max_video=config.record_queue_frames)
+    except RecordError as e:  # the stream matters more than its recording
+        log.error("session %s: not recorded: %s", runner.id[:6], e)
+        return
+    app[COUNTERS]["recordings"] += 1
+    app[RECORDERS].append(rec)
+    runner.video_out.tap = rec.video
+    runner.audio_out.tap = rec.audio
+    cleanups.append(rec.finish)
+    log.info("session %s recorded to %s", runner.id[:6], path)
 
 
 async def _connect_watchdog(runner: SessionRunner, timeout: float) -> None:
@@ -148,9 +202,40 @@ async def control_ws(request: web.Request) -> web.StreamResponse:
     if runner is None:
         return _fail(404, "no_session", "no such session (closed, or never opened)")
     config = app[CONFIG]
-    ws = web.WebSocketResponse(max_msg_size=config.ws_max_message_bytes * HARD_SIZE_FACTOR, heartbeat=20)
+    # reference_image messages may be larger (base64 of ws_max_image_bytes); the others are held to
+    # ws_max_message_bytes by the connection itself.
+    hard = max(config.ws_max_message_bytes * HARD_SIZE_FACTOR, image_message_limit(config) + 1024)
+    ws = web.WebSocketResponse(max_msg_size=hard, heartbeat=20)
     await ws.prepare(request)
     await ControlConnection(ws, runner, config).run()
+    return ws
+
+
+async def push_ws(request: web.Request) -> web.StreamResponse:
+    """PCM push (TTS): binary s16le frames into one session's voice input (streaming/push.py)."""
+    app = request.app
+    if (denied := _guard(request)) is not None:
+        return denied
+    sid = request.query.get("session", "")
+    runner = app[SESSIONS].get(sid)
+    if runner is None:
+        return _fail(404, "no_session", "no such session (closed, or never opened)")
+    rate = request.query.get("sample_rate")
+    if rate is not None and not rate.isdigit():
+        return _fail(400, "bad_request", "sample_rate must be an integer (Hz)")
+    pushes = app[PUSHES]
+    if (old := pushes.get(sid)) is not None and not old.closed:
+        return _fail(409, "busy", "another connection is pushing to this session")
+    config = app[CONFIG]
+    feed = PushFeed(config.sample_rate, config.push_buffer_s)
+    pushes[sid] = feed
+    ws = web.WebSocketResponse(max_msg_size=HARD_FRAME_BYTES, heartbeat=20)
+    await ws.prepare(request)
+    try:
+        await PushConnection(ws, runner, config, feed).run(int(rate) if rate is not None else None)
+    finally:
+        if pushes.get(sid) is feed and not feed.active:
+            pushes.pop(sid, None)
     return ws
 
 
@@ -184,28 +269,57 @@ async def metrics(request: web.Request) -> web.Response:
 async def _shutdown(app: web.Application) -> None:
     await asyncio.gather(*(r.close("server shutdown") for r in list(app[SESSIONS].values())),
                          return_exceptions=True)
+    await app[INPUT].stop()
+    loop = asyncio.get_running_loop()
+    for rec in app[RECORDERS]:  # every recording is finalised (moov written) before the process ends
+        rec.finish()
+        await loop.run_in_executor(None, rec.join)
     app[POOL].shutdown(wait=True)
 
 
-def create_app(config: ServerConfig, parts: EngineParts | None = None) -> web.Application:
-    """The aiohttp application; `parts` defaults to the real engine (EngineUnavailable if it is not there)."""
+def build_input(config: ServerConfig) -> ServerInput:
+    """The sessions' voice input from the settings; InputUnavailable (one line) when it cannot be used."""
+    if config.audio is not None and config.mic:
+        raise InputUnavailable("--audio and --mic exclude each other: choose one input")
+    if config.audio is not None:
+        return FileInput(load_audio_input(config.audio, config.sample_rate), config.audio_loop, config.audio)
+    if config.mic:
+        mic = Microphone(config.sample_rate, config.mic_device)
+        mic.open()
+        return MicInput(mic)
+    return ServerInput()
+
+
+async def _start_input(app: web.Application) -> None:
+    await app[INPUT].start()
+
+
+def create_app(config: ServerConfig, parts: EngineParts | None = None,
+               source: ServerInput | None = None) -> web.Application:
+    """The aiohttp application; `parts` defaults to the real engine (EngineUnavailable if it is not there),
+    `source` to the input the config names (InputUnavailable if it cannot be used)."""
     if config.ice_loopback:
         from .loopback import include_loopback_candidates
 
         include_loopback_candidates()
     app = web.Application(client_max_size=MAX_OFFER_BYTES * 2)
     app[CONFIG] = config
+    app[INPUT] = source if source is not None else build_input(config)  # a bad --audio / --mic fails first
     app[PARTS] = parts or real_parts(config.renderer, fps=config.fps)
     app[SESSIONS] = {}
     app[POOL] = ThreadPoolExecutor(config.render_threads, thread_name_prefix="emolive-render")
-    app[COUNTERS] = {"sessions_started": 0, "rejected_full": 0}
+    app[COUNTERS] = {"sessions_started": 0, "rejected_full": 0, "recordings": 0}
+    app[PUSHES] = {}
+    app[RECORDERS] = []
     app.router.add_get("/", index)
     app.router.add_static("/static/", STATIC)
     app.router.add_get("/health", health)
     app.router.add_get("/metrics", metrics)
     app.router.add_post("/offer", offer)
     app.router.add_get("/ws", control_ws)
+    app.router.add_get("/push", push_ws)
     app.router.add_delete("/session/{sid}", close_session)
+    app.on_startup.append(_start_input)
     app.on_shutdown.append(_shutdown)
     return app
 
@@ -235,8 +349,24 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     p.add_argument("--max-sessions", type=int)
     p.add_argument("--token", help="require this bearer token (or set EMOLIVE_TOKEN)")
     p.add_argument("--ice-loopback", action="store_true", default=None, help="offer 127.0.0.1 as ICE candidate")
+    p.add_argument("--audio", metavar="FILE", help="play this file (wav, flac, mp3, ...) as every session's voice "
+                   "instead of the browser's microphone")
+    p.add_argument("--loop", action="store_true", default=None, help="with --audio: play the file in a loop")
+    p.add_argument("--mic", action="store_true", default=None, help="use the local microphone as the voice input")
+    p.add_argument("--mic-device", help="with --mic: input device index or name (python -m sounddevice lists them)")
+    p.add_argument("--record", metavar="OUT.mp4", help="record what each session sends (OUT.mp4, then "
+                   "OUT-<session>.mp4)")
     p.add_argument("-v", "--verbose", action="store_true")
     return p
+
+
+def _check_writable(path: str) -> None:
+    """--record: fail at start, not at the first session, when the folder cannot take the file."""
+    folder = Path(path).resolve().parent
+    folder.mkdir(parents=True, exist_ok=True)
+    probe = folder / f".emolive-write-test-{secrets.token_hex(4)}"
+    probe.touch()
+    probe.unlink()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -246,9 +376,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = load_config(args.config, host=args.host, port=args.port, avatar=args.avatar,
                              renderer=args.renderer, fps=args.fps, max_sessions=args.max_sessions,
-                             token=args.token, ice_loopback=args.ice_loopback)
+                             token=args.token, ice_loopback=args.ice_loopback, audio=args.audio,
+                             audio_loop=args.loop, mic=args.mic,
+                             mic_device=int(args.mic_device) if args.mic_device and args.mic_device.isdigit()
+                             else args.mic_device, record=args.record)
+        if config.record is not None:
+            _check_writable(config.record)
         run(config)
-    except (OSError, ValueError, EngineUnavailable) as e:  # bad settings, busy port, missing model
+    except (OSError, ValueError, EngineUnavailable, InputUnavailable) as e:  # bad settings, busy port, ...
         print(f"emolive serve: {e}")
         return 2
     return 0

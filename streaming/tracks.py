@@ -34,6 +34,7 @@ class AudioOutTrack(MediaStreamTrack):
         super().__init__()
         self._runner = runner
         self._time_base = fractions.Fraction(1, runner.scheduler.config.sample_rate)
+        self.tap = None  # called with (pts, int16 samples) for each frame sent (recording)
 
     async def recv(self) -> av.AudioFrame:
         if self.readyState != "live":
@@ -46,6 +47,8 @@ class AudioOutTrack(MediaStreamTrack):
         frame.sample_rate = sched.config.sample_rate
         frame.pts = pts
         frame.time_base = self._time_base
+        if self.tap is not None:
+            self.tap(pts, s16)
         return frame
 
 
@@ -59,6 +62,7 @@ class VideoOutTrack(MediaStreamTrack):
         super().__init__()
         self._runner = runner
         self._next: int | None = None
+        self.tap = None  # called with (pts, I420 planes) for each frame sent (recording)
 
     async def recv(self) -> av.VideoFrame:
         if self.readyState != "live":
@@ -76,7 +80,18 @@ class VideoOutTrack(MediaStreamTrack):
         frame.pts = sched.video_pts(k)
         frame.time_base = self._time_base
         r.on_video_sent(k, item[0] if item is not None else None)
+        if self.tap is not None:
+            self.tap(frame.pts, yuv)
         return frame
+
+
+async def discard_audio(track) -> None:
+    """Read and drop an inbound track (aiortc queues unread packets without bound)."""
+    while True:
+        try:
+            await track.recv()
+        except MediaStreamError:
+            return
 
 
 async def consume_audio(track, on_pcm, sample_rate: int) -> None:
