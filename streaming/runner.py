@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
@@ -18,17 +19,20 @@ import cv2
 import numpy as np
 
 from engine.clock import Clock, MonotonicClock
+from engine.profiling import Profiler, current_trace, percentiles, rss_bytes, thread_cpu_s
 from engine.scheduler import AVScheduler, FrameSlot
 from engine.session import Session, scheduler_config_for
 from engine.types import BLENDSHAPE_NAMES, FaceState
 
 from .config import ServerConfig
+from .instruments import PacketArrivals, decode_times, install_decode_timing, instrument_receiver, instrument_sender
 from .parts import EngineParts
 from .tracks import AudioOutTrack, VideoOutTrack, consume_audio, sleep_until
 
 log = logging.getLogger(__name__)
 
 MAX_FEED_BACKLOG = 25  # chunks (0.5 s of 20 ms packets) queued for the model before input is shed
+MAX_IN_FLIGHT = 400  # input chunks (8 s) waiting for the frame that shows them; beyond, the oldest go
 
 
 def _percentile(values, q: float) -> float | None:
@@ -48,8 +52,13 @@ class SessionRunner:
         cfg = scheduler_config_for(parts.model_latency_s, render_budget_s=config.render_budget_s,
                                    jitter_s=config.jitter_s, sample_rate=config.sample_rate, fps=config.fps)
         self.scheduler = AVScheduler(cfg, clock or MonotonicClock())
+        # Stage timers (always on, bounded) and, when a trace ring is running, spans.
+        self.profiler = Profiler(f"session {session_id[:6]}", self.scheduler.clock, window=2000,
+                                 trace=current_trace())
+        self.created_at = self.scheduler.clock.now()  # in the /offer handler, just after the body is read
+        self.first_frame_at: float | None = None
         self.emotion = parts.emotion_factory(emotion)  # may raise EmotionError: a bad request
-        self.session = Session(self.scheduler, parts.model_factory, self.emotion, idle=self.emotion.idle)
+        self.session = Session(self.scheduler, self._timed_model, self.emotion, idle=self.emotion.idle)
         self.slot = FrameSlot(capacity=3)
         self.worker = ThreadPoolExecutor(1, thread_name_prefix=f"emolive-session-{session_id[:6]}")
         self.renderer = None
@@ -72,17 +81,34 @@ class SessionRunner:
                          "audio_chunks_shed": 0, "errors": 0}
         self.last_state: FaceState | None = None
         self.failure: str | None = None
+        # Server-added latency: input chunks (timeline position, arrival, packet arrival) wait here for
+        # the departure of the first frame whose timeline position is at or after theirs.
+        self._in_flight: deque[tuple[int, float, float | None]] = deque(maxlen=MAX_IN_FLIGHT)
+        self.e2e_ms: deque[float] = deque(maxlen=2000)
+        self.e2e_packet_ms: deque[float] = deque(maxlen=2000)  # the same from the RTP packet's arrival
+        self._inbound: tuple[float, float | None] | None = None  # (recv returned, packet arrived) of the frame
+        self._packets = PacketArrivals()
+        self._video_recv: tuple[int, int | None, float] | None = None  # (k, shown, t) of the frame being sent
+        self._video_encoded: tuple[int, int | None, float] | None = None
+        self.send_hooked = False  # departure = packets sent (hooked sender) rather than recv returning
+        self.stream_origin: dict[str, int | None] = {"audio": None, "video": None}  # first pts sent
+        self._a2e_ms = 0.0
+        self._worker_tid: int | None = None
+        self.render_busy_s = 0.0  # render pool time spent on this session (its threads are shared)
+        self.mark_frames = False  # bench: stamp each frame's timeline index into its pixels
 
     # -- lifecycle -----------------------------------------------------------
     async def open(self) -> None:
         """Build the renderer (slow: avatar loading, kernel warm-up) off the loop."""
         loop = asyncio.get_running_loop()
         self.renderer = await loop.run_in_executor(self.worker, self._parts.renderer_factory, self.avatar)
+        self._worker_tid = await loop.run_in_executor(self.worker, threading.get_native_id)
         h, w = self.renderer.size
         self.blank_frame = self._draw(FaceState.neutral())  # also warms the render path before the first frame
 
     def start(self) -> None:
         self.scheduler.start()
+        self._instrument_peer()
         self.spawn(self._render_loop(), "render")
         self.spawn(self._stats_loop(), "stats")
 
@@ -143,19 +169,24 @@ class SessionRunner:
         """Inbound PCM (loop thread): onto the timeline now, to the model on the session worker."""
         if self._closing:
             return
+        now = self.scheduler.clock.now()
+        inbound, self._inbound = self._inbound, None
+        if inbound is not None:
+            self.profiler.add("resample", inbound[0], now, "audio-in")
         self.counters["audio_chunks_in"] += 1
         placed = self.session.place(pcm)
         if placed is None or not placed.accepted:
             return
         sched = self.scheduler
         self.latency_ms.append(1000.0 * (placed.position - sched.timeline_now()) / sched.config.sample_rate)
+        self._in_flight.append((placed.position, now, inbound[1] if inbound is not None else None))
         if self._feed_backlog >= MAX_FEED_BACKLOG:
             # The model cannot keep up: shed this chunk (its voice still plays) and
             # restart the model on the next one, so its time stays on the timeline.
             self.counters["audio_chunks_shed"] += 1
             self._submit(self.session.forget_speech)
             return
-        self._submit(self.session.feed, placed, pcm)
+        self._submit(self._feed, placed, pcm)
 
     def _submit(self, fn, *args) -> None:
         self._feed_backlog += 1
@@ -169,13 +200,58 @@ class SessionRunner:
             self.counters["errors"] += 1
             log.error("session %s: audio model failed", self.id[:6], exc_info=fut.exception())
 
+    # -- timed pipeline calls (session worker) -------------------------------------
+    def _timed_model(self):
+        """The audio model, with its network step timed apart from the features around it."""
+        model = self._parts.model_factory()
+        net = getattr(model, "model", None)
+        step = getattr(net, "step", None)
+        if step is not None:
+            def timed_step(feats, _step=step):
+                t0 = self.profiler.now()
+                try:
+                    return _step(feats)
+                finally:
+                    t1 = self.profiler.now()
+                    self._a2e_ms += 1000.0 * (t1 - t0)
+                    self.profiler.add("a2e", t0, t1, "model")
+            net.step = timed_step
+        return model
+
+    def _feed(self, placed, pcm) -> int:
+        self._a2e_ms = 0.0
+        t0 = self.profiler.now()
+        try:
+            return self.session.feed(placed, pcm)
+        finally:
+            t1 = self.profiler.now()
+            self.profiler.add("audio_model", t0, t1, "model")
+            # resampling to 16 kHz, log-mel and frame interpolation: the model call minus the network
+            self.profiler.value("features", max(1000.0 * (t1 - t0) - self._a2e_ms, 0.0))
+
+    def _state_for(self, k: int) -> FaceState:
+        return self.profiler.call("emotion", "model", self.session.state_for, k)
+
     async def run_in_session(self, fn, *args):
         """Run a pipeline call on the session worker (ordered with the model and the face states)."""
         return await asyncio.get_running_loop().run_in_executor(self.worker, fn, *args)
 
-    def _draw(self, state: FaceState) -> np.ndarray:
+    def _draw(self, state: FaceState, k: int | None = None) -> np.ndarray:
+        p = self.profiler
+        t0 = p.now()
         rgb = self.renderer.render(state)
-        return cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2YUV_I420)
+        t1 = p.now()
+        yuv = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2YUV_I420)
+        if self.mark_frames and k is not None:
+            from .bench_marks import stamp
+
+            stamp(yuv, k)
+        t2 = p.now()
+        self.render_busy_s += t2 - t0
+        args = {"frame": k} if k is not None and p.trace is not None else None
+        p.add("render", t0, t1, "render", args)
+        p.add("convert", t1, t2, "render", args)
+        return yuv
 
     async def _render_loop(self) -> None:
         loop = asyncio.get_running_loop()
@@ -186,9 +262,9 @@ class SessionRunner:
             k, skipped = sched.next_render_index(k)
             self.counters["frames_dropped"] += skipped
             await sleep_until(clock, sched.render_start_time(k))
-            state = await loop.run_in_executor(self.worker, self.session.state_for, k)
+            state = await loop.run_in_executor(self.worker, self._state_for, k)
             t0 = clock.now()
-            yuv = await loop.run_in_executor(self._render_pool, self._draw, state)
+            yuv = await loop.run_in_executor(self._render_pool, self._draw, state, k)
             self.render_ms.append(1000.0 * (clock.now() - t0))
             self.counters["frames_rendered"] += 1
             if not self.slot.put(k, yuv):
@@ -200,8 +276,93 @@ class SessionRunner:
                     send(msg)
 
     def on_video_sent(self, k: int, shown: int | None) -> None:
+        """VideoOutTrack.recv hands frame k (showing rendered frame `shown`, None: blank) to the sender."""
+        now = self.scheduler.clock.now()
         self.counters["frames_sent"] += 1
-        self.sent_times.append(self.scheduler.clock.now())
+        self.sent_times.append(now)
+        if self.send_hooked:
+            self._video_recv = (k, shown, now)
+        else:
+            self._departed(shown, now)  # no sender hook: the frame leaves when recv returns it
+
+    # -- departure and server-added latency -------------------------------------------------
+    def _departed(self, shown: int | None, t: float) -> None:
+        if self.first_frame_at is None:
+            self.first_frame_at = t
+        if shown is None:
+            return  # a blank frame shows no input
+        pos = self.scheduler.video_position(shown)
+        fl = self._in_flight
+        while fl and fl[0][0] <= pos:
+            _, arrived, packet = fl.popleft()
+            self.e2e_ms.append(1000.0 * (t - arrived))
+            if packet is not None:
+                self.e2e_packet_ms.append(1000.0 * (t - packet))
+
+    def _instrument_peer(self) -> None:
+        """Hook aiortc's senders (encode, send) and the inbound audio receiver (packet arrival, decode)."""
+        pc, now = self.pc, self.scheduler.clock.now
+        if pc is None:
+            return
+        for sender in pc.getSenders():
+            if sender.track is self.video_out:
+                self.send_hooked = instrument_sender(sender, self._video_next, self._video_encoded_cb,
+                                                     self._encode_span("encode", "video-out"), now)
+            elif sender.track is self.audio_out:
+                instrument_sender(sender, self._audio_next, lambda enc: None,
+                                  self._encode_span("audio_encode", "audio-out"), now)
+        if not isinstance(self.scheduler.clock, MonotonicClock):
+            return  # decode times are stamped on time.monotonic
+        for receiver in pc.getReceivers():
+            track = receiver.track
+            if track is None or track.kind != "audio":
+                continue
+            install_decode_timing()
+            instrument_receiver(receiver, self._packets, now)
+            recv = track.recv
+
+            async def timed_recv(_recv=recv):
+                frame = await _recv()
+                self._on_inbound_frame(frame)
+                return frame
+            track.recv = timed_recv  # whoever consumes the track (the server's input switch) calls this
+
+    def _on_inbound_frame(self, frame) -> None:
+        now = self.scheduler.clock.now()
+        packet = self._packets.pop(getattr(frame, "pts", None))
+        dec = decode_times(frame)
+        if dec is not None:
+            self.profiler.add("decode", dec[0], dec[1], "audio-decode")
+            if packet is not None:
+                self.profiler.value("rx_buffer", 1000.0 * (dec[0] - packet))  # aiortc's audio jitter buffer
+        self._inbound = (now, packet)
+
+    def _encode_span(self, stage: str, lane: str):
+        def record(t0: float, t1: float, frame) -> None:
+            args = {"pts": frame.pts} if self.profiler.trace is not None else None
+            self.profiler.add(stage, t0, t1, lane, args)
+        return record
+
+    def _video_next(self) -> None:
+        """The video sender asks for its next frame: the previous one's packets are all sent."""
+        done, self._video_encoded = self._video_encoded, None
+        if done is not None:
+            now = self.scheduler.clock.now()
+            self.profiler.add("send", done[2], now, "video-out")
+            self._departed(done[1], now)
+
+    def _video_encoded_cb(self, encoded) -> None:
+        if self._video_recv is not None:
+            k, shown, _ = self._video_recv
+            self._video_recv = None
+            self._video_encoded = (k, shown, self.scheduler.clock.now())
+            if self.stream_origin["video"] is None:
+                self.stream_origin["video"] = self.scheduler.video_pts(k)
+
+    def _audio_next(self) -> None:
+        if self.stream_origin["audio"] is None:
+            # The first frame the audio sender takes starts at the read position (only it pulls audio).
+            self.stream_origin["audio"] = self.scheduler.read_pos
 
     async def _stats_loop(self) -> None:
         while True:
@@ -219,7 +380,18 @@ class SessionRunner:
         recent = [t for t in self.sent_times if now - t <= 1.0]
         lag = self.slot.lag_frames
         fps = self.scheduler.config.fps
+        e2e = percentiles(self.e2e_ms) or {}
+        cpu = thread_cpu_s(self._worker_tid) if self._worker_tid is not None else None
+        rss = rss_bytes()
         return {
+            # measured: input chunk at the server -> departure of the first frame showing it
+            "e2e_ms_p50": _round(e2e.get(50)), "e2e_ms_p95": _round(e2e.get(95)), "e2e_ms_p99": _round(e2e.get(99)),
+            "first_frame_ms": None if self.first_frame_at is None
+            else round(1000.0 * (self.first_frame_at - self.created_at), 1),
+            "session_cpu_s": None if cpu is None else round(cpu + self.render_busy_s, 3),
+            "process_rss_mb": None if rss is None else round(rss / 2**20, 1),
+            "stages": {name: {"p50_ms": w["p50_ms"], "p95_ms": w["p95_ms"], "p99_ms": w["p99_ms"]}
+                       for name, w in self.profiler.summary().items()},
             "fps": len(recent),
             "latency_ms_p50": _percentile(self.latency_ms, 50),
             "latency_ms_p95": _percentile(self.latency_ms, 95),
@@ -237,6 +409,19 @@ class SessionRunner:
         return {"session_id": self.id, "t": self.scheduler.read_pos / self.scheduler.config.sample_rate,
                 "speaking": self.session.vad > 0.5, "emotion": self.emotion.describe(),
                 "connection": getattr(self.pc, "connectionState", None)}
+
+
+    def reset_measurements(self) -> None:
+        """Start the latency windows afresh (after a warm-up); counters go on."""
+        self.profiler.reset()
+        self.e2e_ms.clear()
+        self.e2e_packet_ms.clear()
+        self.latency_ms.clear()
+        self.render_ms.clear()
+
+
+def _round(v: float | None, nd: int = 1) -> float | None:
+    return None if v is None else round(v, nd)
 
 
 def face_state_event(state: FaceState, k: int) -> dict[str, Any]:
