@@ -8,6 +8,10 @@ closing lids end in a lash line.
 """
 from __future__ import annotations
 
+import json
+from functools import lru_cache
+from pathlib import Path
+
 import cv2
 import numpy as np
 
@@ -17,7 +21,7 @@ from ..avatar.mesh import GROUP_OUTER
 from ..face_geometry import (EYE_L_LIDS, EYE_R_LIDS, IRIS_L, IRIS_R, NUM_LANDMARKS, face_frame,
                              rotation_matrix)
 from ..rig import load_rig
-from ..types import COEFF_INDEX, FaceState
+from ..types import COEFF_INDEX, NUM_COEFFS, FaceState
 from .base import register
 from .mouth import MouthPainter
 
@@ -32,6 +36,19 @@ LID_SHARE = 0.85  # of the lid gap the upper lid travels in a blink; the lower l
 # up past the lashes instead (inter-ocular units), so the lid shows skin and the lashes
 # end at the lid margin.
 LASH_SHIFT = 0.06
+
+
+GAIN_ASSET = Path(__file__).resolve().parents[1] / "assets" / "render_gain.json"
+
+
+@lru_cache(maxsize=1)
+def load_render_gain() -> np.ndarray:
+    """(52,) multiplier of each rig column in this renderer (1 where the asset says nothing)."""
+    g = np.ones(NUM_COEFFS)
+    if GAIN_ASSET.exists():
+        for name, v in json.loads(GAIN_ASSET.read_text())["gain"].items():
+            g[COEFF_INDEX[name]] = float(v)
+    return g
 
 
 def _lash_colour(img: np.ndarray, rest: np.ndarray) -> tuple[int, int, int]:
@@ -65,7 +82,7 @@ def _fit_blinks(basis_px: np.ndarray, rest: np.ndarray) -> None:
 class MeshWarpRenderer:
     name = "meshwarp"
 
-    def __init__(self, avatar, rig=None, mouth_interior: bool = True):
+    def __init__(self, avatar, rig=None, mouth_interior: bool = True, gain=None):
         self.avatar = avatar
         self.size = avatar.size
         self._src = np.ascontiguousarray(avatar.image)
@@ -84,6 +101,9 @@ class MeshWarpRenderer:
         rig = rig or load_rig()
         # Rig basis mapped once into this avatar's pixels: (52, 478*3).
         basis_px = frame.vectors_to_image(rig.basis.reshape(-1, 3)).reshape(rig.basis.shape[0], -1)
+        # Per-coefficient render gain (emotion-only coefficients): what the 2D warp of a photo
+        # loses, measured by re-detecting rendered frames (scripts/emotion/calibrate_render_gain.py).
+        basis_px *= (load_render_gain() if gain is None else np.asarray(gain, np.float64))[:, None]
         _fit_blinks(basis_px, self._v0[:NUM_LANDMARKS])
         self._basis = np.ascontiguousarray(basis_px)
         self._pivot = frame.to_image(PIVOT_FACE)

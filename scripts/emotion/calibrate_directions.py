@@ -23,8 +23,13 @@ prototype p with support S, engine/emotion/facs.py):
    (actor 1001 smiles through his disgust and fear takes, for instance);
 3. on S, each AU keeps at least half its prototype value (the measure can miss
    an AU on small or talking faces);
-4. rescale so the apex (largest coefficient) equals the prototype's apex, i.e.
-   the data give the shape and FACS the intensity at k = 1.
+4. rescale so the apex (largest coefficient) is APEX = 1.0 (FACS E, maximum):
+   the data give the shape; k = 1 is a full, posed-strength expression (as in
+   FER-2013 or MEAD's level 3), k ~ 0.55 the prototype's C/D letters. The
+   coefficients outside the emotion layer (rule 1) are the prototype's, scaled
+   by APEX / its apex (e.g. surprise's jawOpen 0.55 / 0.8). Was: the apex of the
+   prototype (0.55-0.8); the rendered emotions were too faint to read
+   (docs/emotion.md).
 Contempt has no data here and is the prototype alone.
 """
 from __future__ import annotations
@@ -47,6 +52,7 @@ SPEECH_OWNED = ("jawOpen", "mouthClose")
 NOT_EMOTION = ("eyeBlinkLeft", "eyeBlinkRight", "eyeLookDownLeft", "eyeLookDownRight", "eyeLookInLeft",
                "eyeLookInRight", "eyeLookOutLeft", "eyeLookOutRight", "eyeLookUpLeft", "eyeLookUpRight",
                "jawLeft", "jawRight", "jawForward", "mouthLeft", "mouthRight", "tongueOut") + SPEECH_OWNED
+APEX = 1.0
 CREMAD = {"angry": "ANG", "disgusted": "DIS", "fear": "FEA", "happy": "HAP", "sad": "SAD"}
 
 
@@ -99,10 +105,11 @@ def combine(emotion: str, measured: np.ndarray | None, paired: bool) -> np.ndarr
     keep = S | ((m >= thr) & ~others)
     d = np.where(keep, m, 0.0)
     d = np.where(S, np.maximum(d, 0.5 * p), d)
-    for n in NOT_EMOTION:
-        d[COEFF_INDEX[n]] = p[COEFF_INDEX[n]]
-    apex = np.max(np.abs(d))
-    return d * (p.max() / apex) if apex > 1e-6 else p
+    fixed = np.zeros(NUM_COEFFS, bool)
+    fixed[[COEFF_INDEX[n] for n in NOT_EMOTION]] = True
+    apex = np.max(np.abs(np.where(fixed, 0.0, d)))
+    d = d * (APEX / apex) if apex > 1e-6 else d
+    return np.where(fixed, p * (APEX / max(p.max(), 1e-6)), d)
 
 
 def cosine(a: np.ndarray, b: np.ndarray) -> float:
@@ -171,7 +178,7 @@ def main() -> int:
             src = f"FACS AU{aus} calibrated on Pexels still minus London neutral mean (unpaired)"
         else:
             m = None
-            coeffs[i] = facs.prototype(e)
+            coeffs[i] = combine(e, facs.prototype(e), paired=True)
             src = f"FACS AU{aus} prototype (no data in ../shared)"
         sources[e] = src
         report[e] = {"source": src, "cos_final_vs_prototype": cosine(coeffs[i], facs.prototype(e))}
