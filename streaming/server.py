@@ -105,6 +105,7 @@ async def offer(request: web.Request) -> web.Response:
         return _fail(503, "server_full", f"all {config.max_sessions} sessions are in use; try again later")
     sid = secrets.token_urlsafe(18)
     cleanups = []  # run when the session closes, whatever closes it
+    input_attached: list[bool] = []  # the server-side input was attached (on the first "connected")
 
     def on_closed(r: SessionRunner) -> None:
         sessions.pop(r.id, None)
@@ -129,7 +130,12 @@ async def offer(request: web.Request) -> web.Response:
 
         @pc.on("connectionstatechange")
         async def _on_state():
-            if pc.connectionState in ("failed", "closed"):
+            if pc.connectionState == "connected" and not input_attached and not runner.closed.is_set():
+                # A server-side input starts when the viewer can see it, not while ICE is connecting.
+                input_attached.append(True)
+                if (detach := app[INPUT].attach(runner)) is not None:
+                    cleanups.append(detach)
+            elif pc.connectionState in ("failed", "closed"):
                 await runner.close(f"peer connection {pc.connectionState}")
 
         await pc.setRemoteDescription(RTCSessionDescription(sdp=body.sdp, type="offer"))
@@ -146,8 +152,6 @@ async def offer(request: web.Request) -> web.Response:
     if config.record is not None:
         _start_recording(app, runner, cleanups)
     runner.start()
-    if (detach := app[INPUT].attach(runner)) is not None:
-        cleanups.append(detach)
     runner.spawn(_connect_watchdog(runner, config.session_idle_timeout_s), "watchdog")
     app[COUNTERS]["sessions_started"] += 1
     return web.json_response({"sdp": pc.localDescription.sdp, "type": pc.localDescription.type, "session_id": sid})

@@ -193,12 +193,14 @@ class Microphone:
     """
 
     def __init__(self, sample_rate: int, device: int | str | None = None, block_s: float = 0.02,
-                 max_blocks: int = 50, stream_factory: Callable[..., object] | None = None) -> None:
+                 max_blocks: int = 50, stream_factory: Callable[..., object] | None = None,
+                 device_rate: int | None = None) -> None:
         self.sample_rate = sample_rate
         self.device = device
         self.block_s = block_s
         self._blocks: deque[np.ndarray] = deque(maxlen=max_blocks)
-        self._factory = stream_factory
+        self._factory = stream_factory  # sounddevice.InputStream unless injected (tests)
+        self._factory_rate = device_rate or sample_rate  # the injected stream's rate
         self._stream = None
         self._wake: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -209,11 +211,11 @@ class Microphone:
 
     def open(self) -> int:
         """Check the device and open the stream (not started); InputUnavailable if there is no input."""
-        factory = self._factory
+        if self._stream is not None:
+            return self.device_rate
+        factory, rate = self._factory, self._factory_rate
         if factory is None:
             factory, rate = _sounddevice_stream(self.device)
-        else:
-            rate = self.sample_rate
         self.device_rate = int(rate)
         self._resampler = StreamResampler(self.device_rate, self.sample_rate)
         try:
@@ -325,6 +327,7 @@ class MicInput(ServerInput):
         return lambda: self.mic.subscribers.discard(sink)
 
     async def start(self) -> None:
+        self.mic.open()
         self._task = asyncio.get_running_loop().create_task(self.mic.run(), name="emolive-mic")
         self._task.add_done_callback(self._done)
 

@@ -41,12 +41,13 @@ def speech_wav(tmp_path_factory):
 
 
 class Server:
-    def __init__(self, parts, **settings):
+    def __init__(self, parts, source=None, **settings):
         self.config = ServerConfig(ice_loopback=True, port=0, **settings)
         self.parts = parts
+        self.source = source
 
     async def __aenter__(self):
-        self.app = create_app(self.config, self.parts)
+        self.app = create_app(self.config, self.parts, self.source)
         self.runner = web.AppRunner(self.app)
         await self.runner.setup()
         site = web.TCPSite(self.runner, "127.0.0.1", 0)

@@ -1,0 +1,220 @@
+"""Server-side voice inputs on loopback: --audio FILE drives the avatar (mouth re-detected on received
+frames), is recorded in sync by --record; --mic captures through a bounded buffer (fake stream injected)
+and fails with one clear line where there is no input device (as on this machine)."""
+import asyncio
+import subprocess
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from engine.audio.io import read_audio_file
+from engine.face_geometry import mouth_opening
+from engine.measure import read_video_rgb
+from streaming.config import ServerConfig
+from streaming.server import RECORDERS, build_input, main
+from streaming.sources import InputUnavailable, Microphone, MicInput
+from test_server_loopback import Server, connect, parts, speech_wav  # noqa: F401  (shared fixtures)
+
+pytestmark = pytest.mark.timeout(240)
+
+
+async def _tracks_ready(tracks, kinds=("video", "audio")):
+    for _ in range(100):
+        if all(k in tracks for k in kinds):
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"tracks {kinds} never arrived: {list(tracks)}")
+
+
+def _received_pcm(frames):
+    """Mono float32 of received audio frames (aiortc decodes Opus to interleaved stereo s16)."""
+    chans = len(frames[0].layout.channels)
+    return np.concatenate([f.to_ndarray().reshape(-1, chans).mean(axis=1) for f in frames]).astype(np.float32) / 32768
+
+
+def _envelope(pcm, rate, fps=25):
+    n = rate // fps
+    m = len(pcm) // n
+    return np.sqrt(np.mean(pcm[:m * n].reshape(m, n).astype(np.float64) ** 2, axis=1))
+
+
+def _best_lag(a, b, max_lag):
+    """Lag (in samples of a/b) maximising the correlation of b shifted against a; and that correlation."""
+    best = (0, -1.0)
+    for lag in range(-max_lag, max_lag + 1):
+        x, y = (a[lag:], b[:len(b) - lag]) if lag >= 0 else (a[:lag], b[-lag:])
+        n = min(len(x), len(y))
+        if n > 10 and np.std(x[:n]) > 0 and np.std(y[:n]) > 0:
+            r = float(np.corrcoef(x[:n], y[:n])[0, 1])
+            if r > best[1]:
+                best = (lag, r)
+    return best
+
+
+def test_audio_file_drives_the_mouth_and_is_recorded_in_sync(parts, speech_wav, redetect, tmp_path):  # noqa: F811
+    out = tmp_path / "rec.mp4"
+
+    async def scenario():
+        async with Server(parts, audio=str(speech_wav), record=str(out)) as server:
+            async with server.http.get(server.url + "/health") as r:
+                health = await r.json()
+            pc, tracks, answer, _ = await connect(server)  # no microphone: a recvonly audio transceiver
+            runner = server.sessions[answer["session_id"]]
+            await _tracks_ready(tracks)
+            # The 4.8 s file (0.6 s silence, speech, 1 s silence) plays once from the connection.
+            video, audio = await asyncio.gather(asyncio.gather(*[tracks["video"].recv() for _ in range(150)]),
+                                                asyncio.gather(*[tracks["audio"].recv() for _ in range(300)]))
+            stats = runner.stats()
+            await pc.close()
+            await asyncio.wait_for(runner.closed.wait(), 30)
+            recorder = server.app[RECORDERS][0]
+            await asyncio.get_running_loop().run_in_executor(None, recorder.join, 30)
+            return health, video, audio, stats, recorder
+
+    health, video, audio, stats, recorder = asyncio.run(scenario())
+    assert health["input"] == "file"
+    # Paced on the session clock: never faster than played (nothing dropped), never starved mid-file.
+    assert stats["input_dropped_samples"] == 0 and stats["speech_frames"] > 100
+    # The file's speech moves the mouth on the frames the client received (re-detected), and it rests after.
+    opening = np.array([mouth_opening(redetect(f.to_ndarray(format="rgb24"))) for f in video])
+    rest = np.median(opening[-15:])  # the last 0.6 s are the file's closing silence
+    assert np.percentile(opening, 90) > rest + 0.15, (rest, np.percentile(opening, 90))
+    # The voice comes back: the received audio's envelope follows the file's.
+    file_pcm, rate = read_audio_file(speech_wav)
+    got = _received_pcm(audio)
+    lag, r = _best_lag(_envelope(got, 48_000), _envelope(file_pcm, rate), 60)
+    assert r > 0.8, (lag, r)
+
+    # The recording: a valid mp4 with H.264 + AAC, as long as what was sent, lips on the voice.
+    probe = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "stream=codec_name,duration",
+                            "-of", "csv=p=0", str(out)], capture_output=True, text=True, check=True).stdout.split()
+    streams = dict(line.split(",") for line in probe)
+    assert set(streams) == {"h264", "aac"}, probe
+    sent_s = stats["frames_sent"] / 25
+    assert abs(float(streams["h264"]) - float(streams["aac"])) < 0.15
+    assert float(streams["h264"]) >= sent_s - 0.1 and recorder.counters["audio_dropped"] == 0
+    frames, fps = read_video_rgb(out)
+    rec_open = np.array([mouth_opening(redetect(f)) for f in frames])
+    rec_pcm, rec_rate = read_audio_file(out)
+    env = _envelope(rec_pcm, rec_rate)
+    lag, r = _best_lag(rec_open, env[:len(rec_open)], 5)
+    # RmsLoudnessModel: frame k's mouth is the loudness of frame k's audio (lag 0; +-1 frame for AAC priming).
+    assert abs(lag) <= 1 and r > 0.6, (lag, r)
+
+
+def test_second_session_gets_its_own_recording_and_shutdown_finalises_it(parts, tmp_path):  # noqa: F811
+    out = tmp_path / "rec.mp4"
+
+    async def scenario():
+        async with Server(parts, record=str(out)) as server:
+            pcs = []
+            for _ in range(2):
+                pc, tracks, answer, _ = await connect(server)
+                await _tracks_ready(tracks, ("video",))
+                for _ in range(25):
+                    await tracks["video"].recv()
+                pcs.append((pc, answer["session_id"]))
+            # The server shuts down with both sessions open: both files are finalised.
+        for pc, _ in pcs:
+            await pc.close()
+        return [sid for _, sid in pcs]
+
+    sids = asyncio.run(scenario())
+    second = tmp_path / f"rec-{sids[1][:8]}.mp4"
+    for path in (out, second):
+        probe = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "stream=codec_name,duration",
+                                "-of", "csv=p=0", str(path)], capture_output=True, text=True, check=True).stdout
+        codecs = {line.split(",")[0]: float(line.split(",")[1]) for line in probe.split()}
+        assert set(codecs) == {"h264", "aac"} and codecs["h264"] >= 0.9, (path, probe)
+
+
+def test_no_input_device_is_one_clear_line_and_exit_2(capsys):
+    import sounddevice as sd
+
+    try:
+        sd.query_devices(kind="input")
+        pytest.skip("this machine has an audio input device")
+    except sd.PortAudioError:
+        pass
+    with pytest.raises(InputUnavailable, match="no audio input device"):
+        build_input(ServerConfig(mic=True))
+    assert main(["--mic", "--port", "0"]) == 2
+    err = capsys.readouterr().out.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("emolive serve: --mic: no audio input device")
+    assert main(["--audio", "/nonexistent/voice.wav"]) == 2
+    assert "audio file not found" in capsys.readouterr().out
+
+
+class FakeStream:
+    """Stands in for sounddevice.InputStream: a thread calls the callback with blocks of a signal."""
+
+    def __init__(self, signal, realtime=True, **kw):
+        self.kw, self.signal, self.realtime = kw, signal, realtime
+        self.started = self.closed = False
+        self._stop = threading.Event()
+
+    def start(self):
+        self.started = True
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self):
+        n = self.kw["blocksize"]
+        t0 = time.monotonic()
+        for i in range(0, len(self.signal) - n + 1, n):
+            if self._stop.is_set():
+                return
+            self.kw["callback"](self.signal[i:i + n].reshape(-1, 1), n, None, None)
+            if self.realtime:
+                time.sleep(max(0.0, t0 + (i + n) / self.kw["samplerate"] - time.monotonic()))
+
+    def stop(self):
+        self._stop.set()
+
+    def close(self):
+        self.closed = True
+
+
+def test_mic_buffer_is_bounded_and_drops_the_oldest():
+    stream = {}
+
+    def factory(**kw):
+        stream["s"] = FakeStream(np.arange(48_000 * 2, dtype=np.float32), realtime=False, **kw)
+        return stream["s"]
+
+    mic = Microphone(48_000, max_blocks=10, stream_factory=factory)
+    mic.open()
+    stream["s"].start()  # 100 blocks arrive while nobody drains
+    stream["s"]._thread.join(5)
+    assert mic.blocks_in == 100 and mic.dropped == 90 and len(mic._blocks) == 10
+    assert mic._blocks[0][0] == 90 * 960  # the newest ten are kept
+
+
+def test_mic_capture_drives_a_session(parts, speech_wav):  # noqa: F811
+    pcm, rate = read_audio_file(speech_wav)
+    pcm16 = pcm[::3]  # a 16 kHz "device" (speech_wav is 48 kHz), so the capture path resamples
+    made = []
+
+    def factory(**kw):
+        made.append(FakeStream(pcm16, **kw))
+        return made[-1]
+
+    mic = Microphone(48_000, stream_factory=factory, device_rate=16_000)
+
+    async def scenario():
+        async with Server(parts, source=MicInput(mic)) as server:
+            pc, tracks, answer, _ = await connect(server)
+            runner = server.sessions[answer["session_id"]]
+            await _tracks_ready(tracks)
+            audio = await asyncio.gather(*[tracks["audio"].recv() for _ in range(220)])
+            stats = runner.stats()
+            await pc.close()
+            return audio, stats
+
+    audio, stats = asyncio.run(scenario())
+    assert made and made[0].started and made[0].closed and made[0].kw["samplerate"] == 16_000
+    assert stats["audio_chunks_in"] > 100 and stats["speech_frames"] > 50
+    got = _received_pcm(audio)
+    assert np.abs(got).max() > 0.05  # the captured voice is what the session sends back
