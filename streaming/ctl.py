@@ -26,6 +26,9 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     sub.add_parser("interrupt", help="drop the buffered speech")
     t = sub.add_parser("tail", help="print events (stats, errors; --face for face states) until Ctrl-C")
     t.add_argument("--face", action="store_true")
+    ps = sub.add_parser("push", help="speak an audio file through the session (the /push endpoint, as a TTS would)")
+    ps.add_argument("file", help="wav, flac, mp3, ...")
+    ps.add_argument("--ahead", type=float, default=3.0, help="seconds of audio sent ahead of playback (default 3)")
     return p
 
 
@@ -48,14 +51,56 @@ def command_message(args) -> dict | None:
     return None
 
 
-def ws_url(base: str, session: str) -> str:
+def ws_url(base: str, session: str, route: str = "ws") -> str:
     base = base.rstrip("/")
     if base.startswith("http"):
         base = "ws" + base[4:]
-    return f"{base}/ws?session={session}"
+    return f"{base}/{route}?session={session}"
+
+
+async def push_file(args, out=sys.stdout) -> int:
+    """Stream a file to /push at about real time (args.ahead seconds ahead), then wait until it is played."""
+    import time
+
+    import numpy as np
+
+    from engine.audio.io import read_audio_file
+
+    pcm, rate = read_audio_file(args.file)  # AudioInputError (a ValueError) on a bad file
+    if not 8_000 <= rate <= 192_000:
+        from .sources import resample
+
+        pcm, rate = resample(pcm, rate, 48_000), 48_000
+    data = (np.clip(pcm, -1, 1) * 32767).astype("<i2").tobytes()
+    step = 2 * (rate // 10)  # 100 ms frames
+    headers = {"Authorization": f"Bearer {args.token}"} if args.token else None
+    async with websockets.connect(ws_url(args.url, args.session, "push"), additional_headers=headers,
+                                  max_size=2 ** 20) as ws:
+        await ws.send(json.dumps({"type": "start", "sample_rate": rate}))
+        started = json.loads(await ws.recv())
+        if started.get("type") != "started":
+            print(json.dumps(started), file=out)
+            return 1
+        t0, refused = time.monotonic(), 0
+        for i in range(0, len(data), step):
+            ahead = i / 2 / rate - (time.monotonic() - t0)
+            if ahead > args.ahead:
+                await asyncio.sleep(ahead - args.ahead)
+            await ws.send(data[i:i + step])
+        while True:  # errors for refused frames come before the end of playback
+            event = json.loads(await ws.recv())
+            if event.get("type") == "error":
+                refused += 1
+                print(json.dumps(event), file=out)
+            elif event.get("type") == "drained":
+                print(json.dumps({"pushed_s": round(len(pcm) / rate, 3), "sample_rate": rate,
+                                  "frames_refused": refused}), file=out)
+                return 1 if refused else 0
 
 
 async def run(args, out=sys.stdout) -> int:
+    if args.command == "push":
+        return await push_file(args, out)
     msg = command_message(args)
     headers = {"Authorization": f"Bearer {args.token}"} if args.token else None
     async with websockets.connect(ws_url(args.url, args.session), additional_headers=headers) as ws:
@@ -78,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return asyncio.run(run(args))
-    except EmotionError as e:
+    except (EmotionError, ValueError) as e:  # a bad spec, an unreadable audio file
         print(f"emolive ctl: {e}", file=sys.stderr)
         return 2
     except (OSError, websockets.exceptions.WebSocketException) as e:

@@ -7,7 +7,7 @@ import pytest
 
 from engine.emotion import EmotionError
 from streaming.ctl import build_parser, command_message, run
-from test_server_loopback import Server, connect, parts  # noqa: F401  (shared fixture)
+from test_server_loopback import Server, connect, parts, speech_wav  # noqa: F401  (shared fixtures)
 
 
 def test_spec_becomes_a_protocol_message():
@@ -36,3 +36,21 @@ def test_ctl_sets_the_emotion_of_a_live_session(parts):  # noqa: F811
 
     rc, state, bad = asyncio.run(scenario())
     assert rc == 0 and state["type"] == "state" and bad == 1
+
+
+def test_ctl_push_speaks_a_file_through_the_session(parts, speech_wav):  # noqa: F811
+    async def scenario():
+        async with Server(parts) as server:
+            pc, _, answer, _ = await connect(server)
+            runner = server.sessions[answer["session_id"]]
+            out = io.StringIO()
+            rc = await run(build_parser().parse_args(["--url", server.url, "--session", answer["session_id"],
+                                                      "push", str(speech_wav), "--ahead", "1"]), out)
+            stats = runner.stats()
+            await pc.close()
+            return rc, out.getvalue(), stats
+
+    rc, out, stats = asyncio.run(scenario())
+    summary = json.loads(out.strip().splitlines()[-1])
+    assert rc == 0 and summary["frames_refused"] == 0 and 4.0 < summary["pushed_s"] < 6.0
+    assert stats["speech_frames"] > 80 and stats["input_dropped_samples"] == 0
