@@ -3,8 +3,9 @@
 Per frame: rig displacements (expression) and a head rotation move the mesh
 vertices; only triangles that moved are redrawn over a copy of the photo, far
 ones first so the face overlaps itself correctly during turns; then a painted
-mouth interior fills the lips' opening beyond what the photo already shows, and
-closing lids end in a lash line.
+mouth interior fills the lips' opening beyond what the photo already shows,
+expression folds (forehead lines, brow furrows, nasolabial folds...) are shaded
+in (folds.py), and closing lids end in a lash line.
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from ..face_geometry import (EYE_L_LIDS, EYE_R_LIDS, IRIS_L, IRIS_R, NUM_LANDMAR
 from ..rig import load_rig
 from ..types import COEFF_INDEX, NUM_COEFFS, FaceState
 from .base import register
+from .folds import FoldPainter
 from .mouth import MouthPainter
 
 MOVE_EPS = 0.01  # px: a triangle whose vertices all moved less is left as the photo shows it
@@ -82,7 +84,7 @@ def _fit_blinks(basis_px: np.ndarray, rest: np.ndarray) -> None:
 class MeshWarpRenderer:
     name = "meshwarp"
 
-    def __init__(self, avatar, rig=None, mouth_interior: bool = True, gain=None):
+    def __init__(self, avatar, rig=None, mouth_interior: bool = True, gain=None, folds: bool = True):
         self.avatar = avatar
         self.size = avatar.size
         self._src = np.ascontiguousarray(avatar.image)
@@ -111,6 +113,7 @@ class MeshWarpRenderer:
         self._gaze_px = GAZE_GAIN * frame.scale
         self._iris = np.array(IRIS_R + IRIS_L)
         self._mouth = MouthPainter(self._v0, frame.scale) if mouth_interior else None
+        self._folds = FoldPainter(frame.scale) if folds else None
         self._lids = [(COEFF_INDEX[n], np.array([u for u, _ in lids])) for n, lids in
                       (("eyeBlinkRight", EYE_R_LIDS), ("eyeBlinkLeft", EYE_L_LIDS))]
         self._lash_shift = LASH_SHIFT * frame.scale
@@ -160,6 +163,8 @@ class MeshWarpRenderer:
         out = self._src.copy()
         if len(draw):
             warp_triangles(self._src, src_xy, dst_xy, self._tris, out, draw)
+        if self._folds is not None:
+            self._folds.paint(out, state.coeffs, dst_xy)
         if self._mouth is not None:
             self._mouth.paint(out, dst_xy)
         self._paint_lashes(out, state, dst_xy)

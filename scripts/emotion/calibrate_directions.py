@@ -53,6 +53,9 @@ NOT_EMOTION = ("eyeBlinkLeft", "eyeBlinkRight", "eyeLookDownLeft", "eyeLookDownR
                "eyeLookInRight", "eyeLookOutLeft", "eyeLookOutRight", "eyeLookUpLeft", "eyeLookUpRight",
                "jawLeft", "jawRight", "jawForward", "mouthLeft", "mouthRight", "tongueOut") + SPEECH_OWNED
 APEX = 1.0
+# Contempt is unilateral and slight (R12A+R14A in the source; the prototype already uses C):
+# at full apex the one-sided pull distorts the lower face, and no classifier here can check it.
+KEEP_PROTOTYPE_APEX = ("contempt",)
 CREMAD = {"angry": "ANG", "disgusted": "DIS", "fear": "FEA", "happy": "HAP", "sad": "SAD"}
 
 
@@ -108,8 +111,9 @@ def combine(emotion: str, measured: np.ndarray | None, paired: bool) -> np.ndarr
     fixed = np.zeros(NUM_COEFFS, bool)
     fixed[[COEFF_INDEX[n] for n in NOT_EMOTION]] = True
     apex = np.max(np.abs(np.where(fixed, 0.0, d)))
-    d = d * (APEX / apex) if apex > 1e-6 else d
-    return np.where(fixed, p * (APEX / max(p.max(), 1e-6)), d)
+    target = p.max() if emotion in KEEP_PROTOTYPE_APEX else APEX
+    d = d * (target / apex) if apex > 1e-6 else d
+    return np.where(fixed, p * (target / max(p.max(), 1e-6)), d)
 
 
 def cosine(a: np.ndarray, b: np.ndarray) -> float:
