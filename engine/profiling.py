@@ -238,3 +238,30 @@ def rss_bytes() -> int | None:
             return int(f.read().split()[1]) * _PAGE
     except OSError:
         return None
+
+
+class GcWatch:
+    """Garbage-collector pauses as a stage ("gc", lane "gc") of a profiler: they stop every Python thread."""
+
+    def __init__(self, profiler: Profiler) -> None:
+        self.profiler = profiler
+        self._start: float | None = None
+
+    def _callback(self, phase: str, info: dict) -> None:
+        if phase == "start":
+            self._start = self.profiler.now()
+        elif self._start is not None:
+            self.profiler.add("gc", self._start, self.profiler.now(), "gc", {"generation": info.get("generation")})
+            self._start = None
+
+    def __enter__(self) -> "GcWatch":
+        import gc
+
+        gc.callbacks.append(self._callback)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        import gc
+
+        if self._callback in gc.callbacks:
+            gc.callbacks.remove(self._callback)

@@ -92,6 +92,7 @@ class SessionRunner:
         self._video_encoded: tuple[int, int | None, float] | None = None
         self.send_hooked = False  # departure = packets sent (hooked sender) rather than recv returning
         self.stream_origin: dict[str, int | None] = {"audio": None, "video": None}  # first pts sent
+        self.audio_first_sent_at: float | None = None
         self._a2e_ms = 0.0
         self._worker_tid: int | None = None
         self.render_busy_s = 0.0  # render pool time spent on this session (its threads are shared)
@@ -363,6 +364,8 @@ class SessionRunner:
         if self.stream_origin["audio"] is None:
             # The first frame the audio sender takes starts at the read position (only it pulls audio).
             self.stream_origin["audio"] = self.scheduler.read_pos
+        elif self.audio_first_sent_at is None:
+            self.audio_first_sent_at = self.scheduler.clock.now()  # the first audio frame's packets are out
 
     async def _stats_loop(self) -> None:
         while True:

@@ -1,0 +1,170 @@
+"""The bench's client peers, in their own process so that the server's CPU figures are the server's.
+
+`python -m streaming.bench_client --url URL --sessions K --audio WAV --warmup W --seconds N --out OUT.json`
+opens K aiortc peers on loopback (each sends the speech file, looping, and
+receives video + audio), waits until every peer has video, lets the warm-up
+pass, then measures for N seconds. It talks to the parent on stdout, one
+line per event: `SESSION <id>`, `MEASURE_START <t>`, `MEASURE_END <t>`,
+`DONE`; times are time.monotonic (CLOCK_MONOTONIC, shared by the processes of
+one machine), so the parent can line them up with its own. OUT.json holds,
+per peer, the arrival time, pts and stamped frame id of each video frame and
+the arrival time and pts of each audio frame.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .bench_marks import read as read_mark
+
+
+def say(line: str) -> None:
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
+class Peer:
+    def __init__(self, index: int) -> None:
+        self.index = index
+        self.session_id: str | None = None
+        self.pc = None
+        self.player = None
+        self.offer_at = 0.0
+        self.answer_at: float | None = None
+        self.video: list[tuple[float, int, int]] = []  # (arrival, pts, frame id or -1)
+        self.audio: list[tuple[float, int, int]] = []  # (arrival, pts, samples)
+        # RTP packets as they arrive, before aiortc's jitter buffers (audio holds 4 packets, video a frame):
+        # (arrival, timestamp, marker) per kind
+        self.rtp: dict[str, list[tuple[float, int, int]]] = {"audio": [], "video": []}
+        self.first_video = asyncio.Event()
+        self.tasks: list[asyncio.Task] = []
+        self.error: str | None = None
+
+    async def connect(self, http, url: str, audio: str) -> None:
+        from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+        from aiortc.contrib.media import MediaPlayer
+
+        self.pc = pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        pc.on("track", self._on_track)
+        self.player = MediaPlayer(audio, loop=True)
+        pc.addTrack(self.player.audio)
+        pc.addTransceiver("video", direction="recvonly")
+        self.offer_at = time.monotonic()
+        await pc.setLocalDescription(await pc.createOffer())
+        async with http.post(url + "/offer", json={"sdp": pc.localDescription.sdp, "type": "offer"}) as resp:
+            body = await resp.json()
+            if resp.status != 200:
+                raise RuntimeError(f"offer refused ({resp.status}): {body}")
+        self.answer_at = time.monotonic()
+        self.session_id = body["session_id"]
+        say(f"SESSION {self.session_id}")
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=body["sdp"], type="answer"))
+        for t in pc.getTransceivers():
+            self._watch_rtp(t.receiver, t.kind)
+
+    def _watch_rtp(self, receiver, kind: str) -> None:
+        original = getattr(receiver, "_handle_rtp_packet", None)
+        if original is None or kind not in self.rtp:
+            return
+        log = self.rtp[kind]
+
+        async def watched(packet, arrival_time_ms: int):
+            log.append((time.monotonic(), int(packet.timestamp), int(packet.marker)))
+            return await original(packet, arrival_time_ms=arrival_time_ms)
+
+        receiver._handle_rtp_packet = watched
+
+    def _on_track(self, track) -> None:
+        loop = asyncio.get_running_loop()
+        self.tasks.append(loop.create_task(self._video(track) if track.kind == "video" else self._audio(track)))
+
+    async def _video(self, track) -> None:
+        from aiortc.mediastreams import MediaStreamError
+
+        while True:
+            try:
+                frame = await track.recv()
+            except MediaStreamError:
+                return
+            t = time.monotonic()
+            plane = frame.planes[0]
+            luma = np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)[:frame.height, :frame.width]
+            mark = read_mark(luma)
+            self.video.append((t, int(frame.pts), -1 if mark is None else mark))
+            self.first_video.set()
+
+    async def _audio(self, track) -> None:
+        from aiortc.mediastreams import MediaStreamError
+
+        while True:
+            try:
+                frame = await track.recv()
+            except MediaStreamError:
+                return
+            self.audio.append((time.monotonic(), int(frame.pts), int(frame.samples)))
+
+    async def close(self) -> None:
+        if self.player is not None and self.player.audio is not None:
+            self.player.audio.stop()
+        if self.pc is not None:
+            await self.pc.close()
+        for t in self.tasks:
+            t.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+
+    def record(self) -> dict:
+        return {"session_id": self.session_id, "offer_at": self.offer_at, "answer_at": self.answer_at,
+                "video": self.video, "audio": self.audio, "rtp": self.rtp, "error": self.error}
+
+
+async def run(args) -> int:
+    import aiohttp
+
+    from .loopback import include_loopback_candidates
+
+    include_loopback_candidates()
+    peers = [Peer(i) for i in range(args.sessions)]
+    async with aiohttp.ClientSession() as http:
+        try:
+            for p in peers:
+                await p.connect(http, args.url, args.audio)
+                await asyncio.sleep(args.stagger)
+            await asyncio.wait_for(asyncio.gather(*(p.first_video.wait() for p in peers)), args.connect_timeout)
+            await asyncio.sleep(args.warmup)
+            say(f"MEASURE_START {time.monotonic():.6f}")
+            await asyncio.sleep(args.seconds)
+            say(f"MEASURE_END {time.monotonic():.6f}")
+        except Exception as e:  # noqa: BLE001 - reported to the parent, which decides
+            say(f"ERROR {type(e).__name__}: {e}".replace("\n", " "))
+            status = 1
+        else:
+            status = 0
+        finally:
+            await asyncio.gather(*(p.close() for p in peers), return_exceptions=True)
+    Path(args.out).write_text(json.dumps({"peers": [p.record() for p in peers]}), encoding="utf-8")
+    say("DONE")
+    return status
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m streaming.bench_client")
+    p.add_argument("--url", required=True)
+    p.add_argument("--sessions", type=int, default=1)
+    p.add_argument("--audio", required=True)
+    p.add_argument("--warmup", type=float, default=2.0)
+    p.add_argument("--seconds", type=float, default=10.0)
+    p.add_argument("--stagger", type=float, default=0.3, help="seconds between two peers' offers")
+    p.add_argument("--connect-timeout", type=float, default=30.0)
+    p.add_argument("--out", required=True)
+    args = p.parse_args(argv)
+    return asyncio.run(run(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
