@@ -1,5 +1,7 @@
 """End to end with a real headless Chromium (selenium + Debian chromedriver) and a fake microphone."""
 import asyncio
+import base64
+import io
 import shutil
 import threading
 import time
@@ -8,6 +10,7 @@ import numpy as np
 import pytest
 from aiohttp import web
 
+from engine.face_geometry import LIPS_OUTER
 from streaming.config import ServerConfig
 from streaming.server import SESSIONS, create_app
 from test_server_loopback import parts, speech_wav  # noqa: F401  (shared fixtures)
@@ -19,9 +22,9 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(240),
 class ThreadedServer:
     """The server on its own event loop thread, so that selenium's blocking calls can run here."""
 
-    def __init__(self, parts):
+    def __init__(self, parts, **settings):
         self.loop = asyncio.new_event_loop()
-        self.app = create_app(ServerConfig(ice_loopback=True, port=0), parts)
+        self.app = create_app(ServerConfig(ice_loopback=True, port=0, **settings), parts)
         self.ready = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
 
@@ -52,16 +55,20 @@ class ThreadedServer:
         return asyncio.run_coroutine_threadsafe(wrap(), self.loop).result(10)
 
 
-def chromium(wav):
+def chromium(wav=None):
+    """Headless Chromium; with `wav`, a fake microphone playing it once (without, no microphone at all)."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
     opts = webdriver.ChromeOptions()
     opts.binary_location = shutil.which("chromium")
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run",
-                 "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-                 f"--use-file-for-fake-audio-capture={wav}%noloop", "--autoplay-policy=no-user-gesture-required"):
+    flags = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+             "--disable-component-update", "--disable-sync", "--no-first-run",
+             "--autoplay-policy=no-user-gesture-required"]
+    if wav is not None:
+        flags += ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+                  f"--use-file-for-fake-audio-capture={wav}%noloop"]
+    for flag in flags:
         opts.add_argument(flag)
     return webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=opts)
 
@@ -76,7 +83,79 @@ def wait_for(predicate, timeout=30.0, step=0.2):
     raise AssertionError("condition not met in time")
 
 
-def test_browser_speaks_and_sees_the_avatar(parts, speech_wav):  # noqa: F811
+# In the page: every decoded frame of the avatar video, as the compositor gets it
+# (requestVideoFrameCallback), drawn to a 128x128 canvas and kept as grey levels with its
+# presentation time, on the page's own clock (performance.now), in a ring of 200 frames.
+CAPTURE_JS = """
+const v = document.getElementById('avatar');
+const c = document.createElement('canvas'); c.width = 128; c.height = 128;
+const ctx = c.getContext('2d', {willReadFrequently: true});
+window.cap = {frames: [], sent: []};
+function grab(now, meta) {
+  ctx.drawImage(v, 0, 0, 128, 128);
+  const rgba = ctx.getImageData(0, 0, 128, 128).data, g = new Uint8Array(128 * 128);
+  for (let i = 0; i < g.length; i++) g[i] = (rgba[4 * i] + 2 * rgba[4 * i + 1] + rgba[4 * i + 2]) >> 2;
+  cap.frames.push({t: meta.presentationTime, rx: meta.receiveTime, g: g});
+  if (cap.frames.length > 200) cap.frames.shift();
+  v.requestVideoFrameCallback(grab);
+}
+v.requestVideoFrameCallback(grab);
+window.capSend = (msg) => { cap.sent.push(performance.now()); emolive.send(msg); return cap.sent.at(-1); };
+window.capFrames = (t0) => cap.frames.filter((f) => f.t >= t0).map(
+  (f) => [f.t, f.rx, btoa(String.fromCharCode.apply(null, f.g))]);
+window.capRtc = async () => { const out = {}; (await emolive.pc.getStats()).forEach((s) => {
+  if (s.type === 'inbound-rtp') out[s.kind] = {jitter_buffer_ms: 1000 * s.jitterBufferDelay / s.jitterBufferEmittedCount,
+    target_ms: 1000 * s.jitterBufferTargetDelay / s.jitterBufferEmittedCount,
+    decode_ms: s.totalDecodeTime ? 1000 * s.totalDecodeTime / s.framesDecoded : null}; }); return out; };
+window.capStill = () => { const c2 = document.createElement('canvas'); c2.width = v.videoWidth;
+  c2.height = v.videoHeight; c2.getContext('2d').drawImage(v, 0, 0); return c2.toDataURL('image/png'); };
+"""
+
+
+def _frames(driver, t0):
+    rows = driver.execute_script("return capFrames(arguments[0])", t0)
+    return [(t, rx, np.frombuffer(base64.b64decode(g), np.uint8).reshape(128, 128)) for t, rx, g in rows]
+
+
+def _mouth_box(driver, redetect):
+    """The mouth region (in 128x128 capture pixels), from landmarks re-detected on a full decoded frame."""
+    from PIL import Image
+
+    png = base64.b64decode(driver.execute_script("return capStill()").split(",", 1)[1])
+    rgb = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
+    lips = redetect(rgb)[list(LIPS_OUTER), :2] * (128 / rgb.shape[1])
+    (x0, y0), (x1, y1) = lips.min(0), lips.max(0)
+    pad = 0.35 * (x1 - x0)
+    return slice(max(int(y0 - pad), 0), int(y1 + pad) + 1), slice(max(int(x0 - pad), 0), int(x1 + pad) + 1)
+
+
+def emotion_change_ms(driver, redetect, msg, settle_s=1.2, watch_s=1.5):
+    """Send `msg` from the page; ms from sending to the first decoded frame whose mouth region differs
+    from the settled face by more than the frame-to-frame noise seen before the command (None: no change)."""
+    box = _mouth_box(driver, redetect)
+    t_start = driver.execute_script("return performance.now()")
+    time.sleep(settle_s)
+    t_send = driver.execute_script("return capSend(arguments[0])", msg)
+    time.sleep(watch_s)
+    frames = _frames(driver, t_start)
+    before = [g[box].astype(np.float32) for t, _, g in frames if t < t_send]
+    after = [(t, rx, g[box].astype(np.float32)) for t, rx, g in frames if t >= t_send]
+    assert len(before) >= 15 and len(after) >= 25, (len(before), len(after))
+    base = np.median(before, axis=0)
+    noise = max(float(np.abs(b - base).mean()) for b in before)
+    # A frame whose last packet came before the command cannot show it (it only waited in the jitter
+    # buffer); a change counts when it holds for three frames (not a coding artefact).
+    change = [(t, rx, float(np.abs(g - base).mean())) for t, rx, g in after if rx is None or rx >= t_send]
+    threshold = max(3 * noise, noise + 1.0)
+    first = next(((t, rx) for i, (t, rx, d) in enumerate(change)
+                  if all(dd > threshold for _, _, dd in change[i:i + 3])), None)
+    if first is None:
+        return None, None, noise
+    # (sent -> presented, sent -> its last packet received: the server and network part)
+    return first[0] - t_send, (first[1] - t_send if first[1] else None), noise
+
+
+def test_browser_speaks_and_sees_the_avatar(parts, speech_wav, redetect):  # noqa: F811
     with ThreadedServer(parts) as server:
         driver = chromium(speech_wav)
         try:
@@ -84,6 +163,8 @@ def test_browser_speaks_and_sees_the_avatar(parts, speech_wav):  # noqa: F811
             driver.get(server.url)
             driver.execute_script("emolive.start()")
             sid = wait_for(lambda: driver.execute_script("return emolive.sessionId"))
+            wait_for(lambda: driver.execute_script("return document.getElementById('avatar').videoWidth > 0"))
+            driver.execute_script(CAPTURE_JS)
             runner = server.call(lambda: server.app[SESSIONS][sid])
             server.call(lambda: runner.face_listeners.add(faces.append))
             wait_for(lambda: driver.execute_script(
@@ -95,10 +176,17 @@ def test_browser_speaks_and_sees_the_avatar(parts, speech_wav):  # noqa: F811
                 "return [q.totalVideoFrames, q.droppedVideoFrames]")
             stats = server.call(runner.stats)
             before = server.call(lambda: runner.last_state["mouthSmileLeft"])
-            driver.execute_script("emolive.send({type:'set_emotion', emotion:'happy', intensity:1.0, transition_ms:0})")
+            # Emotion commands, timed on decoded frames in the page: idle motion off so that only the
+            # command changes the face; the speech has ended, the mouth is at rest.
+            driver.execute_script("emolive.send({type:'set_idle', enabled:false})")
             n0 = len(faces)
-            # The 300 ms target is measured by the benchmark, not asserted here (shared CPUs).
-            wait_for(lambda: any(f["coeffs"]["mouthSmileLeft"] > before + 0.1 for f in faces[n0:]), timeout=10)
+            changes = [emotion_change_ms(driver, redetect, {"type": "set_emotion", "emotion": name,
+                                                            "intensity": 1.0, "transition_ms": 0})
+                       for name in ("happy", "surprised", "neutral", "sad", "neutral")]
+            rtc = driver.execute_async_script("capRtc().then(arguments[arguments.length - 1])")
+            print("emotion command -> first changed frame (presented ms, received ms, noise):", changes, rtc)
+            # The face states the server rendered agree (the command reached the pipeline).
+            assert any(f["coeffs"]["mouthSmileLeft"] > before + 0.1 for f in faces[n0:])
             errors = driver.execute_script("return emolive.errors")
         finally:
             driver.quit()
@@ -109,3 +197,33 @@ def test_browser_speaks_and_sees_the_avatar(parts, speech_wav):  # noqa: F811
     assert jaw.max() > 0.2, "the mouth never moved while the speech played"
     assert np.sum(jaw < 0.05) > 10, "the mouth never rested in the silence"
     assert not errors
+    # Every command visibly changed the mouth region of the decoded frames ...
+    assert all(shown is not None for shown, _, _ in changes), changes
+    # ... and the frames showing it reached the browser within 300 ms of the command (median of five:
+    # one scheduling hiccup on the shared CPUs does not decide). Presentation adds Chrome's adaptive
+    # jitter buffer, which holds video for lip sync with the audio's: measured and printed above, not
+    # asserted (it follows the machine's load); docs/streaming.md has the figures and the breakdown.
+    assert float(np.median([rx for _, rx, _ in changes])) <= 300, (changes, rtc)
+
+
+def test_browser_without_microphone_plays_the_server_file(parts, speech_wav):  # noqa: F811
+    """--audio FILE: the page asks for no microphone (Chromium has none here) and still gets the avatar."""
+    with ThreadedServer(parts, audio=str(speech_wav)) as server:
+        driver = chromium()  # no fake devices: getUserMedia would fail
+        try:
+            faces = []
+            driver.get(server.url)
+            wait_for(lambda: driver.execute_script("return emolive.input") == "file")
+            driver.execute_script("emolive.start()")
+            sid = wait_for(lambda: driver.execute_script("return emolive.sessionId"))
+            runner = server.call(lambda: server.app[SESSIONS][sid])
+            server.call(lambda: runner.face_listeners.add(faces.append))
+            wait_for(lambda: len(faces) > 150, timeout=60)
+            decoded = driver.execute_script("return document.getElementById('avatar').getVideoPlaybackQuality()"
+                                            ".totalVideoFrames")
+            state = driver.execute_script("return [emolive.micUsed, emolive.errors]")
+        finally:
+            driver.quit()
+    assert state == [False, []] and decoded > 50
+    jaw = np.array([f["coeffs"]["jawOpen"] for f in faces])
+    assert jaw.max() > 0.2 and np.sum(jaw < 0.05) > 5  # the file's speech, then its silence

@@ -3,7 +3,7 @@
 "use strict";
 const EMOTIONS = ["neutral", "happy", "sad", "angry", "surprised", "fear", "disgusted", "contempt"];
 const $ = (id) => document.getElementById(id);
-const emolive = { pc: null, ws: null, sessionId: null, stats: {}, lastState: null, errors: [] };
+const emolive = { pc: null, ws: null, sessionId: null, stats: {}, lastState: null, errors: [], input: null, micUsed: false };
 window.emolive = emolive;  // for automation (tests) and the console
 
 function log(text) { $("log").textContent = text; emolive.errors.push(text); }
@@ -41,13 +41,24 @@ function waitIce(pc) {
   });
 }
 
+async function serverInput() {
+  // "browser": this page's microphone is the voice; "file" / "mic": the server has its own input.
+  try { const r = await fetch("/health"); return (await r.json()).input || "browser"; } catch (e) { return "browser"; }
+}
+
 async function start() {
   $("start").disabled = true;
   try {
-    const mic = await navigator.mediaDevices.getUserMedia({ audio: { echoCancellation: true, noiseSuppression: false, autoGainControl: false }, video: false });
+    emolive.input = emolive.input || await serverInput();
     const pc = new RTCPeerConnection({ iceServers: [] });
     emolive.pc = pc;
-    mic.getTracks().forEach((t) => pc.addTrack(t, mic));
+    if (emolive.input === "browser") {
+      const mic = await navigator.mediaDevices.getUserMedia({ audio: { echoCancellation: true, noiseSuppression: false, autoGainControl: false }, video: false });
+      mic.getTracks().forEach((t) => pc.addTrack(t, mic));
+      emolive.micUsed = true;
+    } else {
+      pc.addTransceiver("audio", { direction: "recvonly" });  // no microphone asked for
+    }
     pc.addTransceiver("video", { direction: "recvonly" });
     const remote = new MediaStream();
     pc.ontrack = (e) => { remote.addTrack(e.track); $("avatar").srcObject = remote; };
@@ -83,5 +94,9 @@ $("intensity").onchange = () => { const on = document.querySelector("#emotions b
 $("promptForm").onsubmit = (e) => { e.preventDefault(); send({ type: "prompt", text: $("prompt").value, transition_ms: 400 }); };
 $("interrupt").onclick = () => send({ type: "interrupt" });
 $("start").onclick = start;
+serverInput().then((input) => {
+  emolive.input = input;
+  if (input !== "browser") $("start").textContent = `Start (voice: server ${input})`;
+});
 emolive.start = start;
 emolive.send = send;
