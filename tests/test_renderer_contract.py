@@ -8,9 +8,24 @@ from engine import renderers
 from engine.types import NUM_COEFFS, FaceState
 
 
+@pytest.fixture(scope="session")
+def tiny_diffusion_bundle(shared, tmp_path_factory):
+    """A diffusion bundle trained for a few steps on GRID s1 (the contract, not the quality, is tested here)."""
+    from engine.diffusion.train import grid_tiny_argv, main
+
+    out = tmp_path_factory.mktemp("diffusion") / "bundle"
+    assert main(grid_tiny_argv(shared, out, train=("bbaf2n", "bbaf3s"), heldout=("bbaf4p",), steps=20,
+                               distill_steps=10, report=False)) == 0
+    return out
+
+
 @pytest.fixture(params=renderers.available())
 def renderer(request, default_avatar):
-    r = renderers.create(request.param, default_avatar)
+    options = {}
+    if request.param == "diffusion":  # needs a trained bundle; CPU asked for explicitly
+        options = {"bundle": request.getfixturevalue("tiny_diffusion_bundle"), "device": "cpu"}
+    r = renderers.create(request.param, default_avatar, **options)
+    assert r.name == request.param
     yield r
     r.close()
 
