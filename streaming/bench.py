@@ -535,8 +535,9 @@ async def bench(args) -> dict[str, Any]:
 
 def targets(r: dict) -> dict[str, Any]:
     """Issue #5's performance targets, and whether this run met them."""
-    e2e95 = _dig(r, ("e2e_ms", "p95"))
-    first = r.get("first_frame_ms")
+    med = r.get("medians_over_runs") or {}  # several runs: judge the medians, not one run
+    e2e95 = med.get("e2e_ms.p95", _dig(r, ("e2e_ms", "p95")))
+    first = med.get("first_frame_ms", r.get("first_frame_ms"))
     out = {"e2e_p95_le_120ms": {"value": e2e95, "met": e2e95 is not None and e2e95 <= 120.0},
            "first_frame_le_500ms": {"value": first, "met": first is not None and first <= 500.0}}
     cap = r.get("capacity")
