@@ -326,9 +326,11 @@ def round_figures(rnd: Round, client: dict, cfg, lookahead_ms: float) -> dict[st
         "fps_detail": {"target": fps_target, "min": min(fps_vals) if fps_vals else 0.0,
                        "received_min": min((s["fps_received"] for s in recv), default=None),
                        "frame_period_ms": period},
-        "dropped_frames": skipped + repeated,
+        # a render skipped because it could no longer be on time is a dropped frame; the sender then
+        # repeats the previous one, so the two overlap: the share counts the larger of them
+        "dropped_frames": skipped,
         "drops": {"skipped": skipped, "repeated": repeated,
-                  "pct": round(100.0 * (skipped + repeated) / expected, 2)},
+                  "pct": round(100.0 * max(skipped, repeated) / expected, 2)},
         "frame_timing_ms": {"p50_max": max((i["p50"] for i in intervals), default=None),
                             "p95_max": max((i["p95"] for i in intervals), default=None),
                             "p99_max": max((i["p99"] for i in intervals), default=None), "floor_ms": period},

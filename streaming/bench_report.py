@@ -53,7 +53,8 @@ def markdown(r: dict[str, Any]) -> str:
               f"{_f(ft.get('p95_max'))} / {_f(ft.get('p99_max'))} | {_f(ft.get('floor_ms'))} | |",
               f"| A/V offset at the receiver p50 / worst p95 (ms, + = video later) | {_f(av.get('p50'))} / "
               f"{_f(av.get('p95'))} | 0 | |",
-              f"| dropped frames (skipped + repeated) | {r.get('dropped_frames')} ({_f(dr.get('pct'), 2)} %) | 0 | |",
+              f"| frames dropped (render skipped) / repeated | {dr.get('skipped')} / {dr.get('repeated')} "
+              f"({_f(dr.get('pct'), 2)} % of frames) | 0 | |",
               f"| server CPU, process / per session (% of one core) | {_f(cpu.get('process_pct'))} / "
               f"{_f(cpu.get('per_session_pct'))} | | |",
               f"| server RSS start -> end (MiB) | {_f(mem.get('rss_start_mb'))} -> {_f(mem.get('rss_end_mb'))} | | |"]
@@ -61,7 +62,7 @@ def markdown(r: dict[str, Any]) -> str:
     if cap:
         lines += ["", f"Capacity at {cap['target_fps']} fps (drops <= {cap['max_drop_pct']} %): "
                   f"**{cap['max_sessions']} sessions**", "",
-                  "| sessions | fps min | fps median | drops % | e2e p95 ms | server CPU % | held |",
+                  "| sessions | fps min | fps median | dropped/repeated % | e2e p95 ms | server CPU % | held |",
                   "|---|---|---|---|---|---|---|"]
         for x in cap["rounds"]:
             lines.append(f"| {x['sessions']} | {_f(x['fps_min'])} | {_f(x['fps_median'])} | {_f(x['drop_pct'], 2)} | "
