@@ -88,18 +88,21 @@ def test_audio_file_drives_the_mouth_and_is_recorded_in_sync(parts, speech_wav, 
     assert r > 0.8, (lag, r)
 
     # The recording: a valid mp4 with H.264 + AAC, as long as what was sent, lips on the voice.
-    probe = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "stream=codec_name,duration",
+    probe = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "stream=codec_name,start_time,duration",
                             "-of", "csv=p=0", str(out)], capture_output=True, text=True, check=True).stdout.split()
-    streams = dict(line.split(",") for line in probe)
+    starts = {line.split(",")[0]: float(line.split(",")[1]) for line in probe}
+    streams = {line.split(",")[0]: line.split(",")[2] for line in probe}
     assert set(streams) == {"h264", "aac"}, probe
     sent_s = stats["frames_sent"] / 25
-    assert abs(float(streams["h264"]) - float(streams["aac"])) < 0.15
+    # Audio starts at stream time 0, video with the first frame sent after the connection (frame k0).
+    k0 = round((starts["h264"] - starts["aac"]) * 25)
+    assert 0 <= k0 < 50 and abs(starts["h264"] + float(streams["h264"]) - float(streams["aac"])) < 0.15, probe
     assert float(streams["h264"]) >= sent_s - 0.1 and recorder.counters["audio_dropped"] == 0
     frames, fps = read_video_rgb(out)
     rec_open = np.array([mouth_opening(redetect(f)) for f in frames])
     rec_pcm, rec_rate = read_audio_file(out)
     env = _envelope(rec_pcm, rec_rate)
-    lag, r = _best_lag(rec_open, env[:len(rec_open)], 5)
+    lag, r = _best_lag(rec_open, env[k0:k0 + len(rec_open)], 5)
     # RmsLoudnessModel: frame k's mouth is the loudness of frame k's audio (lag 0; +-1 frame for AAC priming).
     assert abs(lag) <= 1 and r > 0.6, (lag, r)
 
@@ -218,3 +221,16 @@ def test_mic_capture_drives_a_session(parts, speech_wav):  # noqa: F811
     assert stats["audio_chunks_in"] > 100 and stats["speech_frames"] > 50
     got = _received_pcm(audio)
     assert np.abs(got).max() > 0.05  # the captured voice is what the session sends back
+
+
+def test_file_playback_once_or_looping():
+    from streaming.sources import FilePlayback
+
+    pcm = np.arange(2500, dtype=np.float32)
+    once = FilePlayback(pcm, loop=False)
+    got = [once.take(960) for _ in range(4)]
+    assert [len(g) for g in got[:3]] == [960, 960, 580] and got[3] is None
+    looped = FilePlayback(pcm, loop=True)
+    out = np.concatenate([looped.take(960) for _ in range(8)])
+    assert looped.loops == 2 and np.array_equal(out[:5000], np.concatenate([pcm, pcm]))
+    assert asyncio.run(looped.wait()) and not asyncio.run(once.wait())
