@@ -336,7 +336,15 @@ class SessionRunner:
             self.profiler.add("decode", dec[0], dec[1], "audio-decode")
             if packet is not None:
                 self.profiler.value("rx_buffer", 1000.0 * (dec[0] - packet))  # aiortc's audio jitter buffer
-        self._inbound = (now, packet)
+        # consume_audio resamples and calls on_audio_in in the same loop step as this recv returns; a
+        # frame nobody feeds to the session (the server has another input) must not lend its times
+        # to that input's chunks, so the mark lives for this step only.
+        self._inbound = mark = (now, packet)
+        asyncio.get_running_loop().call_soon(self._forget_inbound, mark)
+
+    def _forget_inbound(self, mark) -> None:
+        if self._inbound is mark:
+            self._inbound = None
 
     def _encode_span(self, stage: str, lane: str):
         def record(t0: float, t1: float, frame) -> None:
