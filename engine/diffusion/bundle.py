@@ -95,6 +95,11 @@ def load_diffusion_bundle(path) -> DiffusionBundle:
         avatar = load_bundle(d / "avatar")
     except (KeyError, TypeError, ValueError, OSError, AvatarError) as e:
         raise BundleError(f"corrupt diffusion bundle {d}: {e}") from None
+    from .hint import HINT_VERSION
+
+    if meta.get("hint", HINT_VERSION) != HINT_VERSION:
+        raise BundleError(f"diffusion bundle {d} was trained on hint {meta.get('hint')!r}; this engine renders "
+                          f"{HINT_VERSION!r}: retrain it")
     if not (d / "denoiser.onnx").is_file():
         raise BundleError(f"diffusion bundle without denoiser.onnx: {d}")
     h, w = avatar.size

@@ -17,6 +17,7 @@ import numpy as np
 
 from ..types import FaceState
 from .crop import CropBox
+from .hint import HINT_VERSION
 
 log = logging.getLogger(__name__)
 VIDEO_EXT = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".flv", ".m4v")
@@ -76,6 +77,7 @@ class ClipData:
 def cache_key(avatar, box: CropBox) -> str:
     h = hashlib.sha256(np.ascontiguousarray(avatar.image).tobytes())
     h.update(repr(box.to_dict()).encode())
+    h.update(HINT_VERSION.encode())
     return h.hexdigest()[:12]
 
 

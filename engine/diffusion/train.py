@@ -29,6 +29,7 @@ from .crop import face_box, mouth_box
 from .data import ClipData, cache_key, clip_data, list_videos, make_reference_avatar
 from .distill import distill_targets, student_times
 from .evaluate import evaluate, generate, to_model
+from .hint import HINT_VERSION
 from .model import CONFIGS, Denoiser, ModelConfig
 
 log = logging.getLogger("emolive.diffusion.train")
@@ -115,7 +116,7 @@ def _slice(c: ClipData, sl: slice, suffix: str) -> ClipData:
 def prepare(a, out: Path):
     """Reference avatar, crop, and the tracked training / held-out clips."""
     from ..avatar import load_bundle, save_avatar
-    from ..renderers.meshwarp import MeshWarpRenderer
+    from .hint import hint_renderer
 
     videos = list_videos(a.videos)
     train_v, held_v = split_videos(videos, a)
@@ -124,7 +125,7 @@ def prepare(a, out: Path):
     else:
         avatar, _ = make_reference_avatar(train_v[0], a.avatar_size)
         save_avatar(avatar, out / "avatar")
-    mw = MeshWarpRenderer(avatar)
+    mw = hint_renderer(avatar)
     box = face_box(avatar.landmarks, avatar.size, a.size)
     mouth = mouth_box(avatar.landmarks, box)
     cache = Path(a.cache) / cache_key(avatar, box)
@@ -363,7 +364,7 @@ def main(argv=None) -> int:
         "training": {"config": a.config, "base_steps": a.steps, "batch": a.batch, "seconds": round(info["seconds"]),
                      "losses": info["losses"], "train_clips": [c.name for c in train],
                      "heldout_clips": [c.name for c in held], "train_frames": len(frames)},
-        "onnx_max_abs_diff_vs_torch": diff, "avatar": "avatar",
+        "onnx_max_abs_diff_vs_torch": diff, "avatar": "avatar", "hint": HINT_VERSION,
     }
     write_meta(out, meta)
     runner = OrtRunner(out / "denoiser.onnx", device="cpu", threads=a.threads)

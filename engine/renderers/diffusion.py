@@ -20,6 +20,7 @@ import numpy as np
 from ..diffusion.bundle import BundleError, DiffusionBundle, is_bundle, load_diffusion_bundle
 from ..diffusion.data import condition
 from ..diffusion.evaluate import to_image, to_model
+from ..diffusion.hint import hint_renderer
 from ..diffusion.runtime import NoSuitableDevice, make_runner
 from ..diffusion.sampler import frame_noise, sample
 from ..predictor import PredictorError
@@ -36,7 +37,7 @@ class DiffusionRenderer:
     def __init__(self, bundle: DiffusionBundle, runner, steps: int | None = None, seed: int | None = None,
                  identity_mix: float = 1.0, identity_mix_steps: int = 0):
         self.bundle = bundle
-        self._mw = MeshWarpRenderer(bundle.avatar)
+        self._mw = hint_renderer(bundle.avatar)
         self.size = self._mw.size
         self.steps = int(steps or bundle.steps)
         if not 1 <= self.steps <= 64:
