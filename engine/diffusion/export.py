@@ -6,6 +6,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .bundle import write_meta
+from .hint import HINT_VERSION
 from .model import INPUT_NAMES, OUTPUT_NAMES, Denoiser
 
 OPSET = 17
@@ -38,3 +40,23 @@ def max_abs_diff(model: Denoiser, onnx_path: Path, batch: int = 2, seed: int = 1
     sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     out = sess.run(None, {n: x.numpy() for n, x in zip(INPUT_NAMES, ins)})[0]
     return float(np.abs(out - ref).max())
+
+
+def save_bundle(out: Path, model: Denoiser, box, mouth, reference: np.ndarray, steps: int = 4, seed: int = 0,
+                extra: dict | None = None) -> dict:
+    """Write the model files of a bundle (docs/diffusion.md) into `out`, whose avatar/ is already there."""
+    from PIL import Image
+
+    out = Path(out)
+    export_onnx(model, out / "denoiser.onnx")
+    diff = max_abs_diff(model, out / "denoiser.onnx")
+    torch.save(model.state_dict(), out / "denoiser.pt")
+    Image.fromarray(reference).save(out / "reference.png")
+    meta = {
+        "model": model.cfg.to_dict(), "crop": box.to_dict(), "mouth_box": list(mouth),
+        "sampling": {"steps": int(steps), "seed": int(seed), "schedule": "cosine", "prediction": "x0",
+                     "sampler": "ddim", "identity_mix": 1.0, "identity_mix_steps": 0},
+        "onnx_max_abs_diff_vs_torch": diff, "avatar": "avatar", "hint": HINT_VERSION, **(extra or {}),
+    }
+    write_meta(out, meta)
+    return meta

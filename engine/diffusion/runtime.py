@@ -95,6 +95,8 @@ class TorchRunner:
             if not torch.cuda.is_available():
                 raise NoSuitableDevice("PyTorch sees no CUDA device; pass device='cpu' to run on the CPU")
             device = "cuda"
+        if str(device).startswith("cuda") and not torch.cuda.is_available():
+            raise NoSuitableDevice("PyTorch sees no CUDA device")
         self._torch = torch
         self.device = torch.device(device)
         model = Denoiser(ModelConfig.from_dict(bundle.model_config))

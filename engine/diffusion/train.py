@@ -24,12 +24,10 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
-from .bundle import write_meta
 from .crop import face_box, mouth_box
 from .data import ClipData, cache_key, clip_data, list_videos, make_reference_avatar
 from .distill import distill_targets, student_times
 from .evaluate import evaluate, generate, to_model
-from .hint import HINT_VERSION
 from .model import CONFIGS, Denoiser, ModelConfig
 
 log = logging.getLogger("emolive.diffusion.train")
@@ -348,25 +346,15 @@ def main(argv=None) -> int:
     log.info("%d training frames from %d clip(s), %d held-out clip(s)", len(frames), len(train), len(held))
     base, student, info = run_phases(a, cfg, frames, held, ref, work)
 
-    from .export import export_onnx, max_abs_diff
+    from .export import save_bundle
     from .runtime import OrtRunner
 
-    export_onnx(student, out / "denoiser.onnx")
-    diff = max_abs_diff(student, out / "denoiser.onnx")
-    torch.save(student.state_dict(), out / "denoiser.pt")
-    Image.fromarray(ref).save(out / "reference.png")
-    meta = {
-        "model": cfg.to_dict(), "crop": box.to_dict(), "mouth_box": list(mouth),
-        "sampling": {"steps": a.target_steps, "seed": a.seed, "schedule": "cosine", "prediction": "x0",
-                     "sampler": "ddim", "identity_mix": 1.0, "identity_mix_steps": 0},
+    meta = save_bundle(out, student, box, mouth, ref, steps=a.target_steps, seed=a.seed, extra={
         "distillation": {"method": "progressive", "teacher_steps": a.teacher_steps, "student_steps": a.target_steps,
                          "rounds": info["distill_rounds"], "steps_per_round": a.distill_steps},
         "training": {"config": a.config, "base_steps": a.steps, "batch": a.batch, "seconds": round(info["seconds"]),
                      "losses": info["losses"], "train_clips": [c.name for c in train],
-                     "heldout_clips": [c.name for c in held], "train_frames": len(frames)},
-        "onnx_max_abs_diff_vs_torch": diff, "avatar": "avatar", "hint": HINT_VERSION,
-    }
-    write_meta(out, meta)
+                     "heldout_clips": [c.name for c in held], "train_frames": len(frames)}})
     runner = OrtRunner(out / "denoiser.onnx", device="cpu", threads=a.threads)
     report = {"config": a.config, "crop": box.to_dict(), "mouth_box": list(mouth),
               "data": {"train": [c.name for c in train], "heldout": [c.name for c in held],

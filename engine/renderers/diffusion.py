@@ -8,7 +8,8 @@ back through a feathered mask, so frames keep the avatar's size.
 
 Created with `create("diffusion", avatar, bundle=DIR)` (or the bundle directory
 as `avatar`). Without a bundle, or with no GPU and no explicit device="cpu", it
-warns and returns the meshwarp renderer of the avatar instead.
+warns and returns the meshwarp renderer of the avatar instead; a broken bundle
+is a RendererError.
 """
 from __future__ import annotations
 
@@ -39,7 +40,7 @@ class DiffusionRenderer:
         self.bundle = bundle
         self._mw = hint_renderer(bundle.avatar)
         self.size = self._mw.size
-        self.steps = int(steps or bundle.steps)
+        self.steps = int(bundle.steps if steps is None else steps)
         if not 1 <= self.steps <= 64:
             raise RendererError(f"diffusion steps must be 1..64, got {self.steps}")
         if not 0.0 <= identity_mix <= 1.0:
@@ -91,19 +92,22 @@ def _create(avatar, bundle=None, device: str = "auto", backend: str = "onnxrunti
     A bundle renders its own identity: the `avatar` argument is used only for the meshwarp fallback.
     """
     path = _resolve_bundle(avatar, bundle)
-    fallback_avatar = avatar
+    if path is None:
+        if avatar is None or isinstance(avatar, (str, Path)):
+            raise RendererError(f"not a diffusion bundle (no diffusion.json): {avatar}")
+        log.warning("diffusion renderer: no bundle given (bundle=DIR, made by `emolive avatar train --backend "
+                    "diffusion`); falling back to meshwarp")
+        return MeshWarpRenderer(avatar, **meshwarp_options)
     try:
-        if path is None:
-            raise BundleError("no diffusion bundle given (bundle=DIR, made by `emolive avatar train --backend "
-                              "diffusion`)")
         b = load_diffusion_bundle(path)
-        fallback_avatar = b.avatar if isinstance(avatar, (str, Path)) or avatar is None else avatar
+    except BundleError as e:
+        raise RendererError(str(e)) from None
+    try:
         runner = make_runner(b, backend=backend, device=device, threads=threads)
-    except (BundleError, NoSuitableDevice) as e:
-        if isinstance(fallback_avatar, (str, Path)) or fallback_avatar is None:
-            raise RendererError(f"diffusion renderer unavailable and no avatar to fall back on: {e}") from None
-        log.warning("diffusion renderer unavailable (%s); falling back to meshwarp", e)
-        return MeshWarpRenderer(fallback_avatar, **meshwarp_options)
+    except NoSuitableDevice as e:
+        fallback = avatar if avatar is not None and not isinstance(avatar, (str, Path)) else b.avatar
+        log.warning("diffusion renderer: no suitable device (%s); falling back to meshwarp", e)
+        return MeshWarpRenderer(fallback, **meshwarp_options)
     except PredictorError as e:
         raise RendererError(str(e)) from None
     if meshwarp_options:
