@@ -128,3 +128,25 @@ def test_crop_paste_keeps_the_frame_outside_the_box_and_feathers_inside():
     m = feather_mask(40)
     assert m.max() == 1 and m.min() > 0 and np.allclose(m, m.T)
     assert box.cut(out).shape == (16, 16, 3)
+
+
+def test_state_inputs_unseen_in_training_are_ignored_without_changing_seen_outputs():
+    from engine.diffusion.model import ignore_unseen_inputs
+
+    m = random_model(2)
+    rng = np.random.default_rng(0)
+    cond = rng.random((50, 57)).astype(np.float32)
+    cond[:, 55:] = 0.0  # gaze: never tracked
+    cond[:, 7] = 0.13  # a constant coefficient
+    x = [torch.randn(2, 3, 64, 64), torch.rand(2), torch.rand(2, 3, 64, 64), torch.rand(2, 3, 64, 64)]
+    seen = torch.from_numpy(cond[:2])
+    with torch.no_grad():
+        before = m(*x, seen)
+        assert ignore_unseen_inputs(m, cond) == [7, 55, 56]
+        after = m(*x, seen)
+        other = seen.clone()
+        other[:, 55:] = 0.8
+        other[:, 7] = 0.9
+        moved = m(*x, other)
+    torch.testing.assert_close(after, before, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(moved, after, atol=1e-6, rtol=0)

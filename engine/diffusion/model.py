@@ -120,3 +120,24 @@ class Denoiser(nn.Module):
                 h = F.interpolate(h, size=s.shape[-2:], mode="nearest")
             h = blk(torch.cat([h, s], dim=1), e)
         return hint + self.out(F.silu(self.out_norm(h)))
+
+
+def ignore_unseen_inputs(model: Denoiser, cond, tol: float = 0.005) -> list[int]:
+    """Make the model ignore state inputs that (almost) never varied in training; returns their indices.
+
+    Their first-layer weights were never trained (a constant input carries no
+    signal), so a value the training never showed (e.g. gaze, which the tracker
+    does not measure) would shift the embedding at random. The constant's effect
+    is folded into the bias and the column zeroed: the hint still shows them.
+    """
+    import numpy as np
+
+    c = np.asarray(cond, np.float64)
+    idx = [int(j) for j in np.flatnonzero(c.std(axis=0) < tol)]
+    lin = model.embed[0]
+    off = lin.in_features - c.shape[1]
+    with torch.no_grad():
+        for j in idx:
+            lin.bias += lin.weight[:, off + j] * float(c[:, j].mean())
+            lin.weight[:, off + j] = 0.0
+    return idx

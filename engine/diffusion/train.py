@@ -28,7 +28,7 @@ from .crop import face_box, mouth_box
 from .data import ClipData, cache_key, clip_data, list_videos, make_reference_avatar
 from .distill import distill_targets, student_times
 from .evaluate import evaluate, generate, to_model
-from .model import CONFIGS, Denoiser, ModelConfig
+from .model import CONFIGS, Denoiser, ModelConfig, ignore_unseen_inputs
 
 log = logging.getLogger("emolive.diffusion.train")
 REPO = Path(__file__).resolve().parents[2]
@@ -345,11 +345,16 @@ def main(argv=None) -> int:
     frames = Frames(train, ref, mouth)
     log.info("%d training frames from %d clip(s), %d held-out clip(s)", len(frames), len(train), len(held))
     base, student, info = run_phases(a, cfg, frames, held, ref, work)
+    cond = frames.cond.numpy()
+    ignored = ignore_unseen_inputs(student, cond)
+    ignore_unseen_inputs(base, cond)
 
     from .export import save_bundle
     from .runtime import OrtRunner
 
     meta = save_bundle(out, student, box, mouth, ref, steps=a.target_steps, seed=a.seed, extra={
+        "state_inputs": {"ignored": ignored, "min": cond.min(0).round(4).tolist(),
+                         "max": cond.max(0).round(4).tolist()},
         "distillation": {"method": "progressive", "teacher_steps": a.teacher_steps, "student_steps": a.target_steps,
                          "rounds": info["distill_rounds"], "steps_per_round": a.distill_steps},
         "training": {"config": a.config, "base_steps": a.steps, "batch": a.batch, "seconds": round(info["seconds"]),

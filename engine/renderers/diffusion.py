@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from ..diffusion.bundle import BundleError, DiffusionBundle, is_bundle, load_diffusion_bundle
-from ..diffusion.data import condition
+from ..diffusion.data import COND_DIM, condition
 from ..diffusion.evaluate import to_image, to_model
 from ..diffusion.hint import hint_renderer
 from ..diffusion.runtime import NoSuitableDevice, make_runner
@@ -51,12 +51,16 @@ class DiffusionRenderer:
         self._ref = to_model(bundle.reference)[None]
         self._noise = frame_noise((1, 3, self._box.res, self._box.res), bundle.seed if seed is None else seed)
         self._mix, self._mix_steps = float(identity_mix), int(identity_mix_steps)
+        rng = bundle.meta.get("state_inputs", {})
+        # States beyond what training showed are clamped to its range: the hint still shows them in full.
+        self._lo = np.asarray(rng.get("min", np.full(COND_DIM, -np.inf)), np.float32)
+        self._hi = np.asarray(rng.get("max", np.full(COND_DIM, np.inf)), np.float32)
 
     def crop(self, state: FaceState, frame: np.ndarray | None = None) -> np.ndarray:
         """The generated face crop (res x res uint8) for a state; `frame` = its meshwarp render if known."""
         frame = self._mw.render(state) if frame is None else frame
         hint = to_model(self._box.cut(frame))[None]
-        cond = condition(state)[None]
+        cond = np.clip(condition(state), self._lo, self._hi)[None]
 
         def denoise(x, t):
             return self._runner(x, np.full(1, t, np.float32), hint, self._ref, cond)
