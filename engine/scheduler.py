@@ -11,6 +11,15 @@ One timeline, counted in output audio samples, orders everything in a session:
   start) is placed at R + latency with silence before it, input that would
   overfill the line is dropped. Either way the audio model is told, so the
   model's time and the timeline never disagree.
+* Latency is given back (drain): a stall followed by a burst leaves W - R
+  above the target for good, since playback never runs faster than real time.
+  When the smallest W - R over the last `drain_window_s` of input exceeds the
+  target by more than `drain_above_s`, quiet input (a pause: this chunk and
+  the `quiet_hold_s` before it below the quiet level) is dropped, whole or
+  from its start, with a short crossfade over the splice. Speech is never
+  dropped: only chunks whose level is under the quiet threshold, after at
+  least quiet_hold_s of quiet, are. The model is fed only what was kept, so
+  its time stays the timeline's (as with the other drops).
 * Video frame k shows timeline sample k * samples_per_frame; its pts is derived
   from that sample position, and it is due when the audio at that position is.
   So lips and voice share one clock and cannot drift apart, whatever the
@@ -42,12 +51,22 @@ class SchedulerConfig:
     max_backlog_s: float = 0.30  # input beyond latency + this is dropped (bounded delay line)
     resync_gap_s: float = 1.0  # longer gaps restart the audio model instead of feeding it silence
     render_lead_s: float = 0.04  # a frame is rendered this long before it is due
+    # Drain: give back latency above the target, in pauses only (see the module docstring).
+    drain: bool = True
+    drain_above_s: float = 0.005  # tolerated excess over the target latency
+    drain_window_s: float = 0.5  # the excess must hold this long (input time): transients are not drained
+    quiet_dbfs: float = -40.0  # a chunk is never quiet above this RMS level
+    quiet_over_floor_db: float = 12.0  # ... nor more than this above the tracked noise floor
+    quiet_hold_s: float = 0.08  # quiet input must have lasted this long before any is dropped
+    crossfade_samples: int = 64  # over each splice (1.3 ms at 48 kHz): no click
 
     def __post_init__(self) -> None:
         if self.sample_rate % self.fps:
             raise ValueError("sample_rate must be a multiple of fps so frames sit on whole samples")
         if self.min_latency_s < 0 or self.jitter_s < 0 or self.max_backlog_s <= 0:
             raise ValueError("latencies must be non-negative and the backlog positive")
+        if self.drain_above_s < 0 or self.drain_window_s <= 0 or self.quiet_hold_s < 0 or self.crossfade_samples < 0:
+            raise ValueError("drain settings must be non-negative (the window positive)")
 
     @property
     def samples_per_video_frame(self) -> int:
@@ -66,6 +85,8 @@ class Placement:
     position: int  # timeline sample of its first sample
     gap: int = 0  # silence inserted before it; feed the model the same silence
     restart: bool = False  # the model must restart with its time 0 at `position`
+    skip: int = 0  # samples dropped from the chunk's start (drain); feed the model only pcm[skip:]
+    drained: bool = False  # not accepted because the whole chunk was a pause given back (drain)
 
 
 class AVScheduler:
@@ -82,7 +103,17 @@ class AVScheduler:
         self._t0: float | None = None
         self.read_pos = 0
         self.write_pos: int | None = None  # None: nothing written since the start
-        self.stats = {"input_dropped_samples": 0, "gap_samples": 0, "restarts": 0, "silent_audio_frames": 0}
+        self.stats = {"input_dropped_samples": 0, "gap_samples": 0, "restarts": 0, "silent_audio_frames": 0,
+                      "drained_samples": 0}
+        # Drain state: pre-write excess over the target (samples) with the input length it held for,
+        # the tracked noise floor (dBFS) and how much quiet input came just before.
+        self._excess: deque[tuple[int, int]] = deque()
+        self._excess_span = 0
+        self._window = round(c.drain_window_s * self._rate)
+        self._above = round(c.drain_above_s * self._rate)
+        self._hold = round(c.quiet_hold_s * self._rate)
+        self._floor_db = -60.0
+        self._quiet_run = 0
 
     # -- clock -------------------------------------------------------------
     @property
@@ -111,11 +142,25 @@ class AVScheduler:
         pcm = np.asarray(pcm, np.float32).reshape(-1)
         n = len(pcm)
         w, r = self.write_pos, self.read_pos
+        quiet = self._quiet(pcm)
         if w is not None and w + n > r + self._max:
             self.stats["input_dropped_samples"] += n
             return Placement(False, w)
         gap, restart = 0, False
+        if w is not None and w >= r + self._min_lat:
+            drop = self._drain_amount(w - r - self._lat, n, quiet)
+            if drop:
+                self._splice(w, pcm[:drop])
+                self.stats["drained_samples"] += drop
+                if drop == n:
+                    return Placement(False, w, drained=True)
+                pcm = pcm[drop:]
+                self._store(w, pcm)
+                self.write_pos = w + len(pcm)
+                return Placement(True, w, skip=drop)
         if w is None or w < r + self._min_lat:
+            self._excess.clear()  # placed at the target: the excess history no longer applies
+            self._excess_span = 0
             target = r + self._lat
             if w is None or target - w > self._resync:
                 # Start of the model's time: on a video frame boundary, so that
@@ -133,11 +178,57 @@ class AVScheduler:
         self.write_pos = w + n
         return Placement(True, w, gap, restart)
 
+    # -- drain -------------------------------------------------------------
+    def _quiet(self, pcm: np.ndarray) -> bool:
+        """Track the noise floor and the quiet run; True if this chunk ends a long enough pause."""
+        n = len(pcm)
+        if not n:
+            return False
+        level = 10.0 * math.log10(float(np.mean(pcm.astype(np.float64) ** 2)) + 1e-10)  # dBFS (-100 for zeros)
+        # Minimum tracking: down at once, up slowly (6 dB per second of input), so speech never lifts it far.
+        # Not below -70 dBFS: digital silence must not make a later room noise look loud for seconds.
+        self._floor_db = max(min(level, self._floor_db + 6.0 * n / self._rate), -70.0)
+        c = self.config
+        is_quiet = level <= min(c.quiet_dbfs, self._floor_db + c.quiet_over_floor_db)
+        held = self._quiet_run >= self._hold
+        self._quiet_run = self._quiet_run + n if is_quiet else 0
+        return is_quiet and held
+
+    def _drain_amount(self, excess: int, n: int, quiet: bool) -> int:
+        """Samples of this chunk to drop (from its start) to give back latency; 0 to keep it whole."""
+        if not self.config.drain:
+            return 0
+        self._excess.append((excess, n))
+        self._excess_span += n
+        while self._excess_span - self._excess[0][1] >= self._window:
+            self._excess_span -= self._excess.popleft()[1]
+        if not quiet or self._excess_span < self._window:
+            return 0
+        lasting = min(e for e, _ in self._excess) - self._above  # what held above the target all window long
+        drop = min(n, lasting)
+        if drop <= 0:
+            return 0
+        # The history now reads as if the drop had always been there.
+        self._excess = deque((e - drop, m) for e, m in self._excess)
+        return drop
+
+    def _splice(self, w: int, dropped: np.ndarray) -> None:
+        """Crossfade the written (not yet played) tail into the end of what is dropped, so the next
+        sample written continues it without a click."""
+        m = min(self.config.crossfade_samples, len(dropped), w - self.read_pos)
+        if m <= 0:
+            return
+        idx = np.arange(w - m, w) % len(self._ring)
+        fade = (np.arange(1, m + 1, dtype=np.float32) / (m + 1))
+        self._ring[idx] = self._ring[idx] * (1.0 - fade) + dropped[-m:] * fade
+
     def clear_input(self) -> None:
         """Forget buffered input (interrupt): the next write restarts the model."""
         if self.write_pos is not None:
             self._zero(self.read_pos, max(self.write_pos, self.read_pos))
         self.write_pos = None
+        self._excess.clear()
+        self._excess_span = 0
 
     @property
     def buffered_latency_s(self) -> float:

@@ -95,6 +95,8 @@ class Session:
             else:
                 self._model = self._model_factory()
             self._origin = placed.position // self.scheduler.config.samples_per_video_frame
+        if placed.skip:
+            pcm = pcm[placed.skip:]  # the drained start of the chunk is not on the timeline: not for the model
         frames: list[SpeechFrame] = []
         if placed.gap:
             frames += self._model.push(np.zeros(placed.gap, np.float32), self._rate)

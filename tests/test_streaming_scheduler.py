@@ -121,3 +121,152 @@ def test_frame_slot_keeps_newest_repeats_when_late_and_never_shows_early():
     slot.put(3, "d")  # capacity 2: frame 1 falls out
     assert slot.take(1) is None
     assert list(slot.lag_frames) == [0, 2]
+
+
+# -- drain: latency given back after a burst, in pauses only ---------------------------------------
+
+DRAIN_CFG = SchedulerConfig(sample_rate=48_000, fps=25, frame_samples=960, min_latency_s=0.1, jitter_s=0.02,
+                            max_backlog_s=0.4, resync_gap_s=1.0, render_lead_s=0.04)
+RNG = np.random.default_rng(5)
+
+
+def talk(seconds_loud=1.0, seconds_pause=0.4, cycles=20, rate=48_000):
+    """Speech-like input: loud stretches with distinct sample values (> 0.2), pauses of room noise (-66 dBFS)."""
+    parts, n_loud = [], 0
+    for _ in range(cycles):
+        n = int(seconds_loud * rate)
+        parts.append((0.2 + 0.6 * ((np.arange(n_loud, n_loud + n) % 9973) / 9973)).astype(np.float32))
+        n_loud += n
+        parts.append((RNG.standard_normal(int(seconds_pause * rate)) * 5e-4).astype(np.float32))
+    return np.concatenate(parts)
+
+
+def stream(s, clock, pcm, stalls=(), chunk=960):
+    """Real time, one chunk in and one audio frame out every 20 ms; during a stall (start, length in chunks)
+    input is held back and then arrives in one burst. Returns the output audio and W - R after each step."""
+    chunks = [pcm[i:i + chunk] for i in range(0, len(pcm) - chunk + 1, chunk)]
+    stall_at = dict(stalls)
+    held, out, latency = [], [], []
+    hold_until = -1
+    for i, c in enumerate(chunks):
+        if i in stall_at:
+            hold_until = i + stall_at[i]
+        held.append(c)
+        if i >= hold_until:
+            for h in held:
+                s.write(h)
+            held = []
+        clock.advance(chunk / 48_000)
+        out.append(s.pull_audio()[0])
+        latency.append(s.write_pos - s.read_pos if s.write_pos is not None else None)
+    return np.concatenate(out), latency
+
+
+def test_latency_returns_to_target_after_a_burst_and_speech_is_never_dropped():
+    s = AVScheduler(DRAIN_CFG, FakeClock())
+    s.start()
+    target = round(DRAIN_CFG.latency_s * 48_000)
+    pcm = talk()
+    # A 280 ms input stall at 3 s, 6.4 s and 12.1 s (inside speech): each would add ~260 ms for good.
+    out, lat = stream(s, s.clock, pcm, stalls=((150, 14), (320, 14), (605, 14)))
+    lat = np.array(lat, float)
+    for start in (150, 320, 605):
+        burst_peak = lat[start + 14]
+        assert burst_peak - target > 0.2 * 48_000  # the burst did raise the latency
+        # Back at the target (within one chunk: W - R is sampled after the write) within 3 s.
+        back = np.nonzero(lat[start + 14:] <= target + 960 + DRAIN_CFG.drain_above_s * 48_000)[0]
+        assert len(back) and back[0] <= 150, (start, back[:1])
+    assert lat[-100:].max() <= target + 960 + DRAIN_CFG.drain_above_s * 48_000
+    assert s.stats["drained_samples"] > 3 * 0.2 * 48_000
+    assert s.stats["input_dropped_samples"] == 0
+    # Every loud (speech) sample that went in came out, in order and unchanged.
+    loud_in = pcm[pcm > 0.1]
+    loud_out = out[out > 0.1]
+    n = len(loud_out)
+    assert n > 0.9 * len(loud_in[: n + 48_000])
+    np.testing.assert_array_equal(loud_out, loud_in[:n])
+
+
+def test_continuous_speech_keeps_its_latency_until_a_pause():
+    s = AVScheduler(DRAIN_CFG, FakeClock())
+    s.start()
+    pcm = talk(seconds_loud=6.0, seconds_pause=1.0, cycles=1)
+    _, lat = stream(s, s.clock, pcm, stalls=((50, 14),))
+    lat = np.array(lat, float)
+    high = lat[70]
+    assert np.all(lat[70:300] == high)  # 4.6 s of speech after the burst: nothing drained
+    assert lat[-1] < high - 0.2 * 48_000  # the pause gives it back
+    assert s.stats["drained_samples"] > 0
+
+
+def test_transient_early_arrivals_are_not_drained():
+    """Jitter that does not last (a packet early, then on time) is no excess: nothing is dropped."""
+    s = AVScheduler(DRAIN_CFG, FakeClock())
+    s.start()
+    quiet = (RNG.standard_normal(48_000 * 10) * 5e-4).astype(np.float32)
+    chunks = [quiet[i:i + 960] for i in range(0, len(quiet), 960)]
+    for i in range(0, len(chunks) - 1, 2):
+        s.write(chunks[i])
+        if i % 10 == 0:  # every 200 ms one packet comes 20 ms early (before the frame it would follow)
+            s.write(chunks[i + 1])
+            s.clock.advance(0.02)
+            s.pull_audio()
+        else:
+            s.clock.advance(0.02)
+            s.pull_audio()
+            s.write(chunks[i + 1])
+        s.clock.advance(0.02)
+        s.pull_audio()
+    assert s.stats["drained_samples"] == 0 and s.stats["gap_samples"] == 0
+
+
+def test_drain_keeps_the_timeline_and_the_model_in_step():
+    """Placements of kept input are contiguous: the model's time (samples fed) is the timeline's."""
+    s = AVScheduler(DRAIN_CFG, FakeClock())
+    s.start()
+    pcm = talk(cycles=6)
+    chunks = [pcm[i:i + 960] for i in range(0, len(pcm) - 959, 960)]
+    fed, origin, skipped_any, next_pos = 0, None, False, None
+    for i, c in enumerate(chunks):
+        burst = [c] if not 100 <= i < 114 else []
+        if i == 114:
+            burst = chunks[100:115]
+        for b in burst:
+            p = s.write(b)
+            if p.accepted:
+                if p.restart:
+                    origin, fed = p.position, 0
+                if next_pos is not None and not p.restart:
+                    assert p.position - p.gap == next_pos  # right after what was kept (and the gap's silence)
+                fed += p.gap + len(b) - p.skip
+                skipped_any |= p.skip > 0
+                next_pos = p.position + len(b) - p.skip
+                assert origin + fed == s.write_pos  # model time == timeline
+            else:
+                assert p.drained and p.position == s.write_pos
+        s.clock.advance(0.02)
+        s.pull_audio()
+    assert s.stats["drained_samples"] > 0
+
+
+def test_drain_can_be_switched_off():
+    from dataclasses import replace
+
+    s = AVScheduler(replace(DRAIN_CFG, drain=False), FakeClock())
+    s.start()
+    _, lat = stream(s, s.clock, talk(cycles=4), stalls=((50, 14),))
+    assert s.stats["drained_samples"] == 0 and lat[-1] > round(DRAIN_CFG.latency_s * 48_000) + 0.2 * 48_000
+
+
+def test_no_drift_with_repeated_stalls_over_ten_minutes():
+    s = AVScheduler(DRAIN_CFG, FakeClock())
+    s.start()
+    pcm = talk(cycles=430)  # 10 min
+    stalls = tuple((i, 12) for i in range(300, 29_000, 1000))  # a 240 ms stall every 20 s
+    _, lat = stream(s, s.clock, pcm, stalls=stalls)
+    target = round(DRAIN_CFG.latency_s * 48_000)
+    late = np.array(lat[-1000:], float)
+    early = np.array(lat[250:300], float)
+    assert late.max() <= target + 960 + DRAIN_CFG.drain_above_s * 48_000
+    assert abs(np.median(late) - np.median(early)) <= 960
+    assert s.stats["input_dropped_samples"] == 0
