@@ -15,9 +15,11 @@ What each figure is (docs/performance.md has the details):
 * stages: p50/p95/p99 of each stage's duration over all sessions.
 * e2e_ms: server-added latency, from an input chunk's arrival at the server
   (the session's on_audio_in) to the departure (all RTP packets handed to the
-  transport) of the first video frame whose timeline position is at or after
-  the chunk's first sample; the frame is found from the scheduler's sample
-  positions, the times are measured.
+  transport) of the video frame showing the chunk's first sample: the frame
+  whose display interval (from its due time to the next frame's) contains the
+  sample's play time. The frame is found from the scheduler's sample
+  positions, the times are measured. Its floor: look-ahead - the sample's
+  mean offset into that interval + encode (p50).
 * first_frame_ms: from the session's creation in the /offer handler to its
   first video frame's departure (server); the client's view (offer sent ->
   first frame received, ICE and DTLS included) is next to it.
@@ -58,6 +60,7 @@ SYNTH_TEXT = ("The quick brown fox jumps over the lazy dog. She sells sea shells
               "How much wood would a woodchuck chuck if a woodchuck could chuck wood?")
 STAGE_ORDER = ("gc", "rx_buffer", "decode", "resample", "features", "a2e", "audio_model", "emotion", "render", "convert",
                "encode", "send", "audio_encode")
+TIMELINE_STATS = ("gap_samples", "drained_samples", "input_dropped_samples")  # scheduler counters, per session
 STAGE_HELP = {
     "gc": "garbage-collector pause (process-wide: every Python thread waits)",
     "rx_buffer": "RTP packet arrival -> Opus decode start (aiortc's audio jitter buffer)",
@@ -170,7 +173,8 @@ class Round:
         for sid, r in runners.items():
             st = r.stats()
             per[sid] = {"frames_sent": r.counters["frames_sent"], "dropped": r.counters["frames_dropped"],
-                        "repeated": r.slot.repeats, "session_cpu_s": st["session_cpu_s"]}
+                        "repeated": r.slot.repeats, "session_cpu_s": st["session_cpu_s"],
+                        "timeline": {k: r.scheduler.stats.get(k, 0) for k in TIMELINE_STATS}}
         return {"t": time.monotonic(), "cpu": time.process_time(), "rss": rss_bytes(), "load": os.getloadavg(),
                 "per": per}
 
@@ -187,6 +191,7 @@ class Round:
             self.values[sid] = {name: list(w.values) for name, w in r.profiler.stages.items()}
             self.values[sid]["e2e"] = list(r.e2e_ms)
             self.values[sid]["e2e_packet"] = list(r.e2e_packet_ms)
+            self.values[sid]["e2e_offset"] = list(r.e2e_offset_ms)
         if self.gc is not None and "gc" in self.gc.stages:
             self.values["(process)"] = {"gc": list(self.gc.stages["gc"].values)}
 
@@ -277,9 +282,13 @@ def round_figures(rnd: Round, client: dict, cfg, lookahead_ms: float) -> dict[st
         if a["session_cpu_s"] is not None and b["session_cpu_s"] is not None:
             cpu = round(100.0 * (b["session_cpu_s"] - a["session_cpu_s"]) / dur, 1)
         st = r.stats()
+        rate = r.scheduler.config.sample_rate
+        timeline = {f"{k[:-len('_samples')]}_ms": round(1000.0 * (b["timeline"][k] - a["timeline"][k]) / rate, 1)
+                    for k in TIMELINE_STATS}
         entry = {"session": sid[:8], "fps": round(sent / dur, 2), "frames_sent": sent, "frames_skipped": dropped,
                  "frames_repeated": repeated, "e2e_ms": _pct(vals.get("e2e", [])),
-                 "first_frame_ms": st["first_frame_ms"], "worker_and_render_cpu_pct": cpu}
+                 "first_frame_ms": st["first_frame_ms"], "worker_and_render_cpu_pct": cpu,
+                 "input_timeline_ms": timeline}
         peer = peers.get(sid)
         if peer is not None:
             entry["receiver"] = _receiver_figures(peer, r, t0, t1)
@@ -290,7 +299,7 @@ def round_figures(rnd: Round, client: dict, cfg, lookahead_ms: float) -> dict[st
         stage_vals.setdefault(name, []).extend(v)
     stages = {}
     for name in sorted(stage_vals, key=lambda n: (STAGE_ORDER.index(n) if n in STAGE_ORDER else 99, n)):
-        if name in ("e2e", "e2e_packet"):
+        if name in ("e2e", "e2e_packet", "e2e_offset"):
             continue
         p = percentiles(stage_vals[name])
         if p is not None:
@@ -299,8 +308,13 @@ def round_figures(rnd: Round, client: dict, cfg, lookahead_ms: float) -> dict[st
     e2e = _pct(stage_vals.get("e2e", []))
     encode_p50 = stages.get("encode", {}).get("p50_ms") or 0.0
     period = 1000.0 / fps_target
-    floor = round(lookahead_ms + period / 2 + encode_p50, 2)
-    e2e.update({"floor_ms": floor, "ratio_p50": _ratio(e2e["p50"], floor), "ratio_p95": _ratio(e2e["p95"], floor)})
+    # The frame showing a sample at offset d into its display interval cannot leave before the audio
+    # up to its own time + look-ahead is in: look-ahead - d after the sample arrived, plus the encode.
+    offsets = [max(o, 0.0) for o in stage_vals.get("e2e_offset", [])]
+    mean_offset = float(np.mean(offsets)) if offsets else period / 2
+    floor = round(lookahead_ms - mean_offset + encode_p50, 2)
+    e2e.update({"floor_ms": floor, "ratio_p50": _ratio(e2e["p50"], floor), "ratio_p95": _ratio(e2e["p95"], floor),
+                "mean_offset_in_frame_ms": round(mean_offset, 2)})
     first = [s["first_frame_ms"] for s in per_session if s["first_frame_ms"] is not None]
     client_first = [s["client_first_frame_ms"] for s in per_session if s.get("client_first_frame_ms") is not None]
     fps_vals = [s["fps"] for s in per_session]
@@ -380,6 +394,10 @@ class Bench:
         from .server import PARTS, create_app
 
         self.app = create_app(self.cfg)
+        if self.args.audio_rx_buffer == "stock":  # measure aiortc's own 4-packet audio hold (before the patch)
+            from .rtp_tuning import uninstall
+
+            uninstall()
         self.app[PARTS].renderer_factory(self.cfg.avatar).close()  # as `serve` does before serving
         from engine.profiling import current_trace
 
@@ -495,7 +513,8 @@ async def bench(args) -> dict[str, Any]:
             settings = {"fps": cfg.fps, "render_budget_s": cfg.render_budget_s, "jitter_s": cfg.jitter_s,
                         "render_threads": cfg.render_threads, "renderer": cfg.renderer,
                         "avatar": cfg.avatar or "(default)", "model_lookahead_ms": round(b.lookahead_ms, 2),
-                        "voice_delay_ms": round(b.lookahead_ms + 1000 * (cfg.render_budget_s + cfg.jitter_s), 1)}
+                        "voice_delay_ms": round(b.lookahead_ms + 1000 * (cfg.render_budget_s + cfg.jitter_s), 1),
+                        "audio_rx_buffer": args.audio_rx_buffer}
             if args.find_max_sessions:
                 rounds = []
                 for k in range(1, args.max_sessions + 1):
@@ -580,6 +599,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--render-budget", type=float, help="render_budget_s (render lead, part of the voice delay)")
     p.add_argument("--jitter", type=float, help="jitter_s (input jitter headroom, part of the voice delay)")
     p.add_argument("--render-threads", type=int)
+    p.add_argument("--audio-rx-buffer", choices=("shallow", "stock"), default="shallow",
+                   help="inbound audio buffer: the server's (streaming/rtp_tuning.py) or aiortc's own (4 packets)")
     p.add_argument("-v", "--verbose", action="store_true")
     return p
 

@@ -41,6 +41,8 @@ def markdown(r: dict[str, Any]) -> str:
               f"| server-added latency p50 / p95 / p99 (ms) | {_f(e.get('p50'))} / {_f(e.get('p95'))} / "
               f"{_f(e.get('p99'))} | {_f(e.get('floor_ms'))} | {_f(e.get('ratio_p50'), 2)} / "
               f"{_f(e.get('ratio_p95'), 2)} |",
+              f"| sample's mean offset into the frame showing it (ms; floor = look-ahead - it + encode) | "
+              f"{_f(e.get('mean_offset_in_frame_ms'))} | | |",
               f"| the same from the RTP packet's arrival p50 / p95 (ms) | {_f(ep.get('p50'))} / {_f(ep.get('p95'))} "
               f"| | |",
               f"| offer -> first frame sent, median (ms) | {_f(r.get('first_frame_ms'))} | {_f(ff.get('floor_ms'))} "
@@ -58,6 +60,12 @@ def markdown(r: dict[str, Any]) -> str:
               f"| server CPU, process / per session (% of one core) | {_f(cpu.get('process_pct'))} / "
               f"{_f(cpu.get('per_session_pct'))} | | |",
               f"| server RSS start -> end (MiB) | {_f(mem.get('rss_start_mb'))} -> {_f(mem.get('rss_end_mb'))} | | |"]
+    tl = [s.get("input_timeline_ms") or {} for s in r.get("per_session", [])]
+    if tl:
+        tot = {k: sum(t.get(k, 0.0) for t in tl) for k in ("gap_ms", "drained_ms", "input_dropped_ms")}
+        lines.append(f"| input timeline, all sessions: silence inserted for late input / quiet input drained / "
+                     f"input dropped (overflow) (ms) | {_f(tot['gap_ms'])} / {_f(tot['drained_ms'])} / "
+                     f"{_f(tot['input_dropped_ms'])} | 0 | |")
     cap = r.get("capacity")
     if cap:
         lines += ["", f"Capacity at {cap['target_fps']} fps (drops <= {cap['max_drop_pct']} %): "

@@ -82,10 +82,14 @@ class SessionRunner:
         self.last_state: FaceState | None = None
         self.failure: str | None = None
         # Server-added latency: input chunks (timeline position, arrival, packet arrival) wait here for
-        # the departure of the first frame whose timeline position is at or after theirs.
+        # the departure of the frame that shows their first sample: the frame whose display interval
+        # [k, k + 1) x samples_per_frame contains it (frame k is on screen while those samples play).
         self._in_flight: deque[tuple[int, float, float | None]] = deque(maxlen=MAX_IN_FLIGHT)
         self.e2e_ms: deque[float] = deque(maxlen=2000)
         self.e2e_packet_ms: deque[float] = deque(maxlen=2000)  # the same from the RTP packet's arrival
+        # where the sample sits in that frame's interval (ms from its start; negative: its own frame was
+        # skipped and a later one shows it): the floor of e2e is look-ahead - this + encode
+        self.e2e_offset_ms: deque[float] = deque(maxlen=2000)
         self._inbound: tuple[float, float | None] | None = None  # (recv returned, packet arrived) of the frame
         self._packets = PacketArrivals()
         self._video_recv: tuple[int, int | None, float] | None = None  # (k, shown, t) of the frame being sent
@@ -292,11 +296,15 @@ class SessionRunner:
             self.first_frame_at = t
         if shown is None:
             return  # a blank frame shows no input
-        pos = self.scheduler.video_position(shown)
+        sched = self.scheduler
+        pos = sched.video_position(shown)
+        end = pos + sched.config.samples_per_video_frame
+        rate = sched.config.sample_rate
         fl = self._in_flight
-        while fl and fl[0][0] <= pos:
-            _, arrived, packet = fl.popleft()
+        while fl and fl[0][0] < end:
+            first, arrived, packet = fl.popleft()
             self.e2e_ms.append(1000.0 * (t - arrived))
+            self.e2e_offset_ms.append(1000.0 * (first - pos) / rate)
             if packet is not None:
                 self.e2e_packet_ms.append(1000.0 * (t - packet))
 
@@ -427,6 +435,7 @@ class SessionRunner:
         self.profiler.reset()
         self.e2e_ms.clear()
         self.e2e_packet_ms.clear()
+        self.e2e_offset_ms.clear()
         self.latency_ms.clear()
         self.render_ms.clear()
 

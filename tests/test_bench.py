@@ -32,8 +32,11 @@ def test_tiny_bench_run_writes_every_figure(tmp_path):
     e = r["e2e_ms"]
     assert all(_finite_positive(e[q]) for q in ("p50", "p95", "p99")) and e["n"] > 0
     assert _finite_positive(e["floor_ms"]) and _finite_positive(e["ratio_p95"])
-    # the voice waits at least the model's look-ahead before its frame can leave
-    assert e["p50"] >= r["settings"]["model_lookahead_ms"]
+    # the frame showing a sample cannot leave before the model's look-ahead past the frame's start is in;
+    # the sample sits at most one frame period into that frame
+    assert e["p50"] >= r["settings"]["model_lookahead_ms"] - 1000.0 / r["settings"]["fps"]
+    assert 0 <= e["mean_offset_in_frame_ms"] < 1000.0 / r["settings"]["fps"]
+    assert set(r["per_session"][0]["input_timeline_ms"]) == {"gap_ms", "drained_ms", "input_dropped_ms"}
     assert _finite_positive(r["first_frame_ms"]) and _finite_positive(r["fps"])
     assert isinstance(r["dropped_frames"], int) and r["dropped_frames"] >= 0
     m = r["machine"]

@@ -142,7 +142,8 @@ def test_process_measurements():
 
 
 def test_server_added_latency_is_input_arrival_to_the_departure_of_the_frame_showing_it():
-    """SessionRunner's e2e: the frame is found from sample positions; the delay is the clock's."""
+    """SessionRunner's e2e: the frame whose display interval holds the chunk's first sample (found from
+    sample positions, not the next frame after it); the delay is the clock's."""
     from concurrent.futures import ThreadPoolExecutor
 
     from speech_doubles import RmsLoudnessModel
@@ -158,21 +159,25 @@ def test_server_added_latency_is_input_arrival_to_the_departure_of_the_frame_sho
         sched = runner.scheduler
         sched.start()
         spf = sched.config.samples_per_video_frame
-        runner.on_audio_in(np.zeros(960, np.float32))  # arrives at t; placed at position P
-        pos = runner._in_flight[0][0]
-        shows = math.ceil(pos / spf)  # the first frame at or after P
-        clock.advance(0.100)
-        runner.on_video_sent(shows - 1, shows - 1)  # an earlier frame: does not show it
+        runner.on_audio_in(np.zeros(960, np.float32))  # arrives at t; placed at position P (a frame start)
+        clock.advance(0.020)
+        runner.on_audio_in(np.zeros(960, np.float32))  # at t + 20 ms; placed at P + 960, mid-frame
+        first, second = runner._in_flight[0][0], runner._in_flight[1][0]
+        assert first % spf == 0 and second == first + 960
+        shows = first // spf  # frame `shows` is on screen while samples [P, P + spf) play: it shows both
+        clock.advance(0.080)
+        runner.on_video_sent(shows - 1, shows - 1)  # an earlier frame: does not show them
         assert len(runner.e2e_ms) == 0
         clock.advance(0.037)
         runner.on_video_sent(shows + 1, None)  # a blank frame shows nothing
         runner.on_video_sent(shows, shows)
-        e2e = list(runner.e2e_ms)
+        e2e, offsets = list(runner.e2e_ms), list(runner.e2e_offset_ms)
         runner.worker.shutdown(wait=True)
         pool.shutdown()
-        return e2e, runner.stats()
+        return e2e, offsets, runner.stats()
 
-    e2e, stats = asyncio.run(scenario())
-    assert e2e == [pytest.approx(137.0)]
-    assert stats["e2e_ms_p50"] == pytest.approx(137.0) and stats["first_frame_ms"] == pytest.approx(100.0)
+    e2e, offsets, stats = asyncio.run(scenario())
+    assert e2e == [pytest.approx(137.0), pytest.approx(117.0)]
+    assert offsets == [pytest.approx(0.0), pytest.approx(20.0)]
+    assert stats["e2e_ms_p50"] == pytest.approx(127.0) and stats["first_frame_ms"] == pytest.approx(100.0)
     assert "resample" not in stats["stages"]  # no inbound track: nothing invented
