@@ -14,6 +14,7 @@ from .detect import detect_face
 from .errors import AvatarError
 from .image_io import read_photo
 from .mesh import build_mesh
+from .rest import META_KEY, measure_rest, to_meta
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +79,8 @@ def avatar_from_image(rgb: np.ndarray, size: int = 512, source: str = "image") -
         "source_face_width_px": round(face_px, 1),
         "upscale": round(float(np.hypot(m[0, 0], m[1, 0])), 3),
         "alignment": m.round(6).tolist(),
+        # The photo's own expression (rest.py): renderers subtract it so emotions start from neutral.
+        META_KEY: to_meta(measure_rest(lm)),
     }
     if meta["upscale"] > 3.0:
         log.warning("the face is small in the photo (%.0f px wide): the avatar is upscaled %.1fx and will look soft",

