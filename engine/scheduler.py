@@ -6,8 +6,9 @@ One timeline, counted in output audio samples, orders everything in a session:
   write position W; the outbound audio reads it back at a read position R that
   advances by exactly `frame_samples` per audio frame, paced by a monotonic
   clock and never waiting for input (missing input reads as silence).
-* W - R is the pipeline latency. It is kept inside [min_latency, latency +
-  max_backlog]: input that arrives after its slot was played (gap, loss,
+* W - R is the pipeline latency, counted from the sample playing now (the
+  clock's timeline position; R runs up to one audio frame ahead of it). It is
+  kept inside [min_latency, latency + max_backlog]: input that arrives after its slot was played (gap, loss,
   start) is placed at R + latency with silence before it, input that would
   overfill the line is dropped. Either way the audio model is told, so the
   model's time and the timeline never disagree.
@@ -147,8 +148,9 @@ class AVScheduler:
             self.stats["input_dropped_samples"] += n
             return Placement(False, w)
         gap, restart = 0, False
-        if w is not None and w >= r + self._min_lat:
-            drop = self._drain_amount(w - r - self._lat, n, quiet)
+        ref = self._reference()
+        if w is not None and w >= ref + self._min_lat:
+            drop = self._drain_amount(w - ref - self._lat, n, quiet)
             if drop:
                 self._splice(w, pcm[:drop])
                 self.stats["drained_samples"] += drop
@@ -158,10 +160,10 @@ class AVScheduler:
                 self._store(w, pcm)
                 self.write_pos = w + len(pcm)
                 return Placement(True, w, skip=drop)
-        if w is None or w < r + self._min_lat:
+        if w is None or w < ref + self._min_lat:
             self._excess.clear()  # placed at the target: the excess history no longer applies
             self._excess_span = 0
-            target = r + self._lat
+            target = max(ref + self._lat, r)
             if w is None or target - w > self._resync:
                 # Start of the model's time: on a video frame boundary, so that
                 # model frame k is exactly timeline frame origin/spf + k.
@@ -177,6 +179,14 @@ class AVScheduler:
         self._store(w, pcm)
         self.write_pos = w + n
         return Placement(True, w, gap, restart)
+
+    def _reference(self) -> int:
+        """The timeline sample playing now, which the latency is counted from: the clock's (the audio
+        sender pulls each frame at its start, so R runs up to a frame ahead of it), but never before the
+        start of the frame last pulled (a clock that stands still, as in tests, follows the pulls)."""
+        if self._t0 is None:
+            return self.read_pos
+        return max(self.timeline_now(), self.read_pos - self.config.frame_samples)
 
     # -- drain -------------------------------------------------------------
     def _quiet(self, pcm: np.ndarray) -> bool:

@@ -288,7 +288,10 @@ def round_figures(rnd: Round, client: dict, cfg, lookahead_ms: float) -> dict[st
         entry = {"session": sid[:8], "fps": round(sent / dur, 2), "frames_sent": sent, "frames_skipped": dropped,
                  "frames_repeated": repeated, "e2e_ms": _pct(vals.get("e2e", [])),
                  "first_frame_ms": st["first_frame_ms"], "worker_and_render_cpu_pct": cpu,
-                 "input_timeline_ms": timeline}
+                 "input_timeline_ms": timeline,
+                 # placed position - the timeline's now, at placement: the voice delay each chunk gets
+                 "voice_delay_at_placement_ms": {"p50": _round2(st["latency_ms_p50"]),
+                                                 "p95": _round2(st["latency_ms_p95"])}}
         peer = peers.get(sid)
         if peer is not None:
             entry["receiver"] = _receiver_figures(peer, r, t0, t1)
@@ -366,6 +369,10 @@ def _merge_av(av: list[dict]) -> dict | None:
     return {"p50": round(float(np.median([a["p50"] for a in av])), 2), "p95": max(a["p95"] for a in av),
             "mean": round(float(np.mean([a["mean"] for a in av])), 2),
             "sign": "positive: video arrives after its audio", "resolution_ms": 1.0}
+
+
+def _round2(v) -> float | None:
+    return None if v is None else round(v, 2)
 
 
 def _ratio(value, floor) -> float | None:

@@ -48,13 +48,15 @@ def test_audio_never_waits_for_input_and_plays_silence():
 
 
 def test_short_gap_inserts_silence_and_tells_the_model():
-    s, _ = make()
+    s, clock = make()
     s.write(np.ones(960, np.float32))
     for _ in range(20):  # output runs 400 ms past the written input
+        clock.advance(0.02)
         s.pull_audio()
     p = s.write(np.ones(960, np.float32))
     assert p.accepted and not p.restart and p.gap > 0
-    assert p.position - s.read_pos == round(CFG.latency_s * 48_000)
+    # placed the latency after the sample playing now (the clock's position)
+    assert p.position - s.timeline_now() == round(CFG.latency_s * 48_000)
 
 
 def test_long_gap_restarts_the_model_on_a_frame_boundary():
@@ -270,3 +272,22 @@ def test_no_drift_with_repeated_stalls_over_ten_minutes():
     assert late.max() <= target + 960 + DRAIN_CFG.drain_above_s * 48_000
     assert abs(np.median(late) - np.median(early)) <= 960
     assert s.stats["input_dropped_samples"] == 0
+
+
+def test_latency_is_counted_from_the_sample_playing_now_not_from_the_read_position():
+    """The audio sender pulls each frame at its start, so R runs up to 20 ms ahead of the clock: the drain
+    brings the voice delay (placed position - the clock's position) to the target, whatever the phase."""
+    s = AVScheduler(DRAIN_CFG, FakeClock())
+    s.start()
+    quiet = (RNG.standard_normal(48_000 * 4) * 5e-4).astype(np.float32)
+    delays = []
+    for i in range(0, len(quiet), 960):
+        s.pull_audio()  # at the frame's start: R = now + 960
+        s.clock.advance(0.002)  # input arrives 2 ms into the frame
+        p = s.write(quiet[i:i + 960])
+        if p.accepted:
+            delays.append(p.position - s.timeline_now())
+        s.clock.advance(0.018)
+    target = round(DRAIN_CFG.latency_s * 48_000)
+    assert s.stats["gap_samples"] == 0
+    assert target <= min(delays[-50:]) and max(delays[-50:]) <= target + DRAIN_CFG.drain_above_s * 48_000 + 1
