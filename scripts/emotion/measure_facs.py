@@ -17,7 +17,7 @@ are measured (change from neutral, in 1/1000 inter-ocular units):
   corner_drop     AU15  lip corners below the lips' mid-line (AU15 depresses: positive; AU12: negative)
   lip_open        AU26  inner-lip opening
   upper_lip_up    AU10  upper lip raised (towards the eye line)
-  chin_up         AU17  lower lip / chin pushed up (lower lip to chin distance shrinking: positive)
+  chin_up         AU17  lower lip pushed up by the chin boss (its lower edge rising: positive)
 
 Prints one Markdown table (mean over portraits) and what FACS expects for each emotion.
 """
@@ -63,7 +63,7 @@ def measures(pts: np.ndarray) -> np.ndarray:
     mid = 0.5 * (q[13, 1] + q[14, 1])
     drop = 0.5 * (q[61, 1] + q[291, 1]) - mid
     upper = -q[0, 1]  # upper lip top below the eye line (AU9 lifts the nose base too: not a reference)
-    chin = -(q[152, 1] - q[17, 1])  # lower lip bottom (17) to chin (152): shorter = chin raised
+    chin = -q[17, 1]  # lower edge of the lower lip below the eye line
     return np.array([inner, outer, gap, eye, width, drop, mouth_opening(pts), upper, chin])
 
 
