@@ -237,9 +237,17 @@ def _receiver_figures(peer: dict, runner, t0: float, t1: float) -> dict[str, Any
         out["av_offset_ms"] = None
         return out
     # The receiver's audio pts count from the first packet it got; packets lost before it (while the
-    # connection settled) show as whole 20 ms frames between the first send and the first arrival.
-    first_t = rtp["audio"][0][0]
-    lost = max(0, round((first_t - sent0) * rate / fs))
+    # connection settled) are counted from the RTP timestamps (the server noted its first one), else
+    # estimated as whole 20 ms frames between the first send and the first arrival.
+    first_t, first_ts = rtp["audio"][0][0], rtp["audio"][0][1]
+    ts0 = getattr(runner, "audio_first_rtp_ts", None)
+    if ts0 is not None and ((first_ts - ts0) % (1 << 32)) % fs == 0 and (first_ts - ts0) % (1 << 32) < 1 << 31:
+        lost = ((first_ts - ts0) % (1 << 32)) // fs
+        out["audio_start_from"] = "rtp timestamps"
+    else:
+        lost = max(0, round((first_t - sent0) * rate / fs))
+        out["audio_start_from"] = "arrival times"
+
     out["audio_frames_lost_at_start"] = lost
     a0 = r0 + lost * fs  # timeline sample of received audio pts 0
     apts = np.array(sorted(at))

@@ -97,6 +97,7 @@ class SessionRunner:
         self.send_hooked = False  # departure = packets sent (hooked sender) rather than recv returning
         self.stream_origin: dict[str, int | None] = {"audio": None, "video": None}  # first pts sent
         self.audio_first_sent_at: float | None = None
+        self.audio_first_rtp_ts: int | None = None
         self._a2e_ms = 0.0
         self._worker_tid: int | None = None
         self.render_busy_s = 0.0  # render pool time spent on this session (its threads are shared)
@@ -318,7 +319,7 @@ class SessionRunner:
                 self.send_hooked = instrument_sender(sender, self._video_next, self._video_encoded_cb,
                                                      self._encode_span("encode", "video-out"), now)
             elif sender.track is self.audio_out:
-                instrument_sender(sender, self._audio_next, lambda enc: None,
+                instrument_sender(sender, lambda s=sender: self._audio_next(s), lambda enc: None,
                                   self._encode_span("audio_encode", "audio-out"), now)
         if not isinstance(self.scheduler.clock, MonotonicClock):
             return  # decode times are stamped on time.monotonic
@@ -376,12 +377,15 @@ class SessionRunner:
             if self.stream_origin["video"] is None:
                 self.stream_origin["video"] = self.scheduler.video_pts(k)
 
-    def _audio_next(self) -> None:
+    def _audio_next(self, sender=None) -> None:
         if self.stream_origin["audio"] is None:
             # The first frame the audio sender takes starts at the read position (only it pulls audio).
             self.stream_origin["audio"] = self.scheduler.read_pos
         elif self.audio_first_sent_at is None:
             self.audio_first_sent_at = self.scheduler.clock.now()  # the first audio frame's packets are out
+            # ... and the RTP timestamp they carried (aiortc keeps the last one sent): a receiver maps its
+            # packets to timeline samples exactly from it
+            self.audio_first_rtp_ts = getattr(sender, "_RTCRtpSender__rtp_timestamp", None)
 
     async def _stats_loop(self) -> None:
         while True:
