@@ -106,6 +106,10 @@ def build_parser() -> argparse.ArgumentParser:
     emo.add_argument("--prompt", help='emotion as text, e.g. "very happy with a little surprised"')
     r.set_defaults(func=_cmd_render)
 
+    t = av.add_parser("train", help="train a neural renderer on talking videos of one person (--backend diffusion)",
+                      add_help=False)
+    t.set_defaults(func=None)
+
     d = sub.add_parser("demo", help="render the default avatar speaking a synthesised sentence to an mp4")
     d.add_argument("--out", default="out/demo.mp4")
     d.set_defaults(func=_cmd_demo)
@@ -124,9 +128,11 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     os.environ.setdefault("GLOG_minloglevel", "2")  # mediapipe's C++ logs drown the user's messages
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    # serve/ctl/bench own their arguments.
+    # serve/ctl/bench and avatar training own their arguments.
     if argv and argv[0] in PASSTHROUGH:
         return _passthrough(argv[0], argv[1:])
+    if argv[:2] == ["avatar", "train"]:
+        return _avatar_train(argv[2:])
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO,
@@ -162,6 +168,23 @@ def _passthrough(command: str, argv: list[str]) -> int:
         print(f"emolive: error: `emolive {command}` is not available: {e}", file=sys.stderr)
         return EXIT_INTERNAL
     return int(entry(argv) or 0)
+
+
+def _avatar_train(argv: list[str]) -> int:
+    """`emolive avatar train VIDEO... --backend diffusion --out DIR`: the backend's trainer parses the rest."""
+    pre = argparse.ArgumentParser(prog="emolive avatar train", add_help=False)
+    pre.add_argument("--backend", default="diffusion")
+    known, rest = pre.parse_known_args(argv)
+    if known.backend != "diffusion":
+        print(f"emolive: error: unknown --backend {known.backend!r}: 'diffusion' is the trainable one "
+              "(meshwarp needs no training: use `emolive avatar create PHOTO`)", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    try:
+        from .diffusion.train import main as train_main
+    except ImportError as e:  # torch is needed for training
+        print(f"emolive: error: `emolive avatar train` is not available: {e}", file=sys.stderr)
+        return EXIT_INTERNAL
+    return int(train_main(rest) or 0)
 
 
 if __name__ == "__main__":
