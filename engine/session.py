@@ -35,7 +35,7 @@ def model_latency_s(model: object) -> float:
     raise TypeError(f"{type(model).__name__} does not declare its look-ahead latency (latency_s)")
 
 
-def scheduler_config_for(model_latency: float, *, render_budget_s: float = 0.08, jitter_s: float = 0.06,
+def scheduler_config_for(model_latency: float, *, render_budget_s: float = 0.02, jitter_s: float = 0.01,
                          sample_rate: int = 48_000, fps: int = 25, **extra) -> SchedulerConfig:
     """A schedule whose voice delay covers the model's look-ahead plus rendering."""
     return SchedulerConfig(sample_rate=sample_rate, fps=fps, min_latency_s=model_latency + render_budget_s,

@@ -17,8 +17,12 @@ class ServerConfig(BaseModel):
     renderer: str = "meshwarp"
     fps: int = Field(25, ge=1, le=60)
     sample_rate: int = 48_000  # engine and outbound audio rate (the Opus rate)
-    render_budget_s: float = Field(0.08, gt=0, le=1)  # time a frame may take to render, part of the latency
-    jitter_s: float = Field(0.06, ge=0, le=1)  # input jitter headroom, part of the latency
+    # Both are part of the voice delay (look-ahead + render budget + jitter). Chosen from the bench
+    # (docs/performance.md): meshwarp's face state + render + I420 take ~5 ms p50 and ~15 ms p99 on one
+    # loaded core; the scheduler's drain absorbs the input jitter it observes, so jitter_s is the margin
+    # below the latest input seen. A slower renderer (diffusion) needs a larger render budget.
+    render_budget_s: float = Field(0.02, gt=0, le=1)  # time a frame may take to render, part of the latency
+    jitter_s: float = Field(0.01, ge=0, le=1)  # input jitter headroom, part of the latency
     max_sessions: int = Field(4, ge=1)
     render_threads: int = Field(2, ge=1)
     token: str | None = None  # bearer token for /offer, /ws, /push; also EMOLIVE_TOKEN

@@ -1,7 +1,9 @@
 """A test double of the audio-to-expression model for the streaming tests.
 
 One frame per 40 ms of audio at 25 fps, jawOpen from the chunk's loudness,
-40 ms look-ahead (frame k is final once frame k+1's audio is in). Subclasses
+40 ms look-ahead: frame k (time k/25) shows audio [k, k+1) x 40 ms and is final
+once that audio is in, 40 ms after the frame's time (the scheduler counts the
+look-ahead from the frame's time, as the real model's 72.5 ms). Subclasses
 choose how loudness is measured.
 """
 from __future__ import annotations
@@ -28,7 +30,7 @@ class LoudnessModel:
         self.buf = np.concatenate([self.buf, pcm])
         spf = sample_rate // 25
         out = []
-        while len(self.buf) >= 2 * spf:
+        while len(self.buf) >= spf:
             jaw, vad = self.measure(self.buf[:spf])
             out.append(SpeechFrame(FaceState.neutral(self.k / 25).replace(jawOpen=jaw), vad=vad))
             self.buf = self.buf[spf:]
