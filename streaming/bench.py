@@ -174,7 +174,8 @@ class Round:
             st = r.stats()
             per[sid] = {"frames_sent": r.counters["frames_sent"], "dropped": r.counters["frames_dropped"],
                         "repeated": r.slot.repeats, "session_cpu_s": st["session_cpu_s"],
-                        "timeline": {k: r.scheduler.stats.get(k, 0) for k in TIMELINE_STATS}}
+                        "timeline": {k: r.scheduler.stats.get(k, 0) for k in TIMELINE_STATS},
+                        "idle_frames": r.session.stats["idle_frames"]}
         return {"t": time.monotonic(), "cpu": time.process_time(), "rss": rss_bytes(), "load": os.getloadavg(),
                 "per": per}
 
@@ -297,6 +298,8 @@ def round_figures(rnd: Round, client: dict, cfg, lookahead_ms: float) -> dict[st
                  "frames_repeated": repeated, "e2e_ms": _pct(vals.get("e2e", [])),
                  "first_frame_ms": st["first_frame_ms"], "worker_and_render_cpu_pct": cpu,
                  "input_timeline_ms": timeline,
+                 # frames drawn without a speech frame from the model (it was late, or there was no input)
+                 "frames_without_speech_frame": b["idle_frames"] - a["idle_frames"],
                  # placed position - the timeline's now, at placement: the voice delay each chunk gets
                  "voice_delay_at_placement_ms": {"p50": _round2(st["latency_ms_p50"]),
                                                  "p95": _round2(st["latency_ms_p95"])}}

@@ -66,6 +66,8 @@ def markdown(r: dict[str, Any]) -> str:
         lines.append(f"| input timeline, all sessions: silence inserted for late input / quiet input drained / "
                      f"input dropped (overflow) (ms) | {_f(tot['gap_ms'])} / {_f(tot['drained_ms'])} / "
                      f"{_f(tot['input_dropped_ms'])} | 0 | |")
+        idle = sum(s.get("frames_without_speech_frame", 0) for s in r.get("per_session", []))
+        lines.append(f"| frames drawn without their speech frame (model late or no input), all sessions | {idle} | 0 | |")
     cap = r.get("capacity")
     if cap:
         lines += ["", f"Capacity at {cap['target_fps']} fps (drops <= {cap['max_drop_pct']} %): "
