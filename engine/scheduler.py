@@ -182,11 +182,13 @@ class AVScheduler:
 
     def _reference(self) -> int:
         """The timeline sample playing now, which the latency is counted from: the clock's (the audio
-        sender pulls each frame at its start, so R runs up to a frame ahead of it), but never before the
-        start of the frame last pulled (a clock that stands still, as in tests, follows the pulls)."""
+        sender pulls each frame at its start, so R runs up to a frame ahead of it), kept within the frame
+        last pulled, [R - frame, R]: a clock that stands still (tests) follows the pulls, and when the
+        audio sender is late (R behind the clock) the delay line, which ends at R, stays the bound."""
+        r = self.read_pos
         if self._t0 is None:
-            return self.read_pos
-        return max(self.timeline_now(), self.read_pos - self.config.frame_samples)
+            return r
+        return min(max(self.timeline_now(), r - self.config.frame_samples), r)
 
     # -- drain -------------------------------------------------------------
     def _quiet(self, pcm: np.ndarray) -> bool:

@@ -291,3 +291,23 @@ def test_latency_is_counted_from_the_sample_playing_now_not_from_the_read_positi
     target = round(DRAIN_CFG.latency_s * 48_000)
     assert s.stats["gap_samples"] == 0
     assert target <= min(delays[-50:]) and max(delays[-50:]) <= target + DRAIN_CFG.drain_above_s * 48_000 + 1
+
+
+def test_a_late_audio_sender_does_not_make_input_overflow():
+    """When the outbound audio is pulled late (R behind the clock), input is placed after R, not after
+    the clock: the delay line (which ends at R) must not fill up and drop the voice."""
+    s, clock = make()
+    for _ in range(10):
+        s.write(np.ones(960, np.float32))
+        clock.advance(0.02)
+        s.pull_audio()
+    clock.advance(0.5)  # the audio sender stalls for half a second, then catches up frame by frame
+    accepted = []
+    for _ in range(50):
+        accepted.append(s.write(np.ones(960, np.float32)).accepted)  # input keeps coming in real time
+        clock.advance(0.02)
+        for _ in range(3):
+            if s.audio_deadline() <= clock.now():
+                s.pull_audio()
+    assert s.audio_deadline() > clock.now()  # caught up
+    assert all(accepted) and s.stats["input_dropped_samples"] == 0
