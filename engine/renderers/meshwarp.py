@@ -47,6 +47,20 @@ SEAL_RELEASE_JAW = 0.2  # speech jawOpen at which a photo's sealed lips are full
 
 GAIN_ASSET = Path(__file__).resolve().parents[1] / "assets" / "render_gain.json"
 
+# Action-unit shapes the fitted rig lacks, added to emotion-only columns (speech never drives
+# them: lip-sync is unchanged). Both were missing when re-detected (docs/emotion.md, round 3).
+# AU4: the corrugator pulls the brows down AND together; the rig's browDown mostly lowers them.
+# Each point it moves also moves towards the midline by this share of its (gained) vertical travel.
+KNIT_SHARE = 0.5
+# AU9 + AU10: the levator labii raises the upper lip with the nose wrinkle (the rig's noseSneer
+# moves only the nose wings). Upper-lip rise at noseSneer L + R = 1 (face units: 0.04 = 3.6 mm),
+# full at the philtrum, tapering to a third at the corners; the lower lip stays, so lips part.
+SNEER_LIP_RISE = 0.04
+UPPER_LIP = (61, 185, 40, 39, 37, 0, 267, 269, 270, 409, 291,  # outer contour, corner to corner
+             76, 184, 74, 73, 72, 11, 302, 303, 304, 408, 306,
+             62, 183, 42, 41, 38, 12, 268, 271, 272, 407, 292,
+             78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308)  # inner contour
+
 
 @lru_cache(maxsize=1)
 def load_render_gain() -> np.ndarray:
@@ -73,6 +87,26 @@ def _seal_lips(lm: np.ndarray, frame) -> np.ndarray:
     out[up] = 0.5 * gap[:, None] * y
     out[lo] = -0.5 * gap[:, None] * y
     return out
+
+
+def _shape_aus(basis: np.ndarray, face: np.ndarray) -> None:
+    """Add the AU4 knit and the AU9/10 upper-lip rise to a gained rig basis (52, 478*3), face units, in place.
+
+    `face`: the avatar's landmarks in its face frame (x: the side of a point, y down).
+    """
+    side = np.sign(face[:NUM_LANDMARKS, 0])
+    for name in ("browDownLeft", "browDownRight"):
+        row = basis[COEFF_INDEX[name]].reshape(NUM_LANDMARKS, 3)
+        row[:, 0] -= KNIT_SHARE * np.abs(row[:, 1]) * side
+    lip = np.array(UPPER_LIP)
+    x = face[lip, 0] - 0.5 * (face[61, 0] + face[291, 0])
+    half = max(0.5 * abs(face[291, 0] - face[61, 0]), 1e-6)
+    u = np.clip(x / half, -1.0, 1.0)
+    rise = SNEER_LIP_RISE * (1.0 - (2.0 / 3.0) * u ** 2)
+    for name, s in (("noseSneerLeft", 1.0), ("noseSneerRight", -1.0)):
+        share = np.clip(0.5 + 0.5 * s * u * np.sign(face[291, 0] - face[61, 0]), 0.0, 1.0)
+        row = basis[COEFF_INDEX[name]].reshape(NUM_LANDMARKS, 3)
+        row[lip, 1] -= rise * share  # y grows down
 
 
 def _lash_colour(img: np.ndarray, rest: np.ndarray) -> tuple[int, int, int]:
@@ -108,10 +142,11 @@ class MeshWarpRenderer:
     name = "meshwarp"
 
     def __init__(self, avatar, rig=None, mouth_interior: bool = True, gain=None, folds: bool = True,
-                 rest: bool = False):
+                 rest: bool = False, au_shapes: bool = True):
         """`rest`: render states relative to the photo's own expression (engine/avatar/rest.py), so the
         neutral state un-smiles a smiling photo; off, the neutral state is the photo (the diffusion
-        hint and its tracking rely on that). The registered "meshwarp" renderer turns it on."""
+        hint and its tracking rely on that). The registered "meshwarp" renderer turns it on.
+        `au_shapes`: add the AU4 knit and the AU9/10 upper-lip rise (off only to measure them)."""
         self.avatar = avatar
         self.size = avatar.size
         self._src = np.ascontiguousarray(avatar.image)
@@ -128,11 +163,16 @@ class MeshWarpRenderer:
 
         frame = face_frame(avatar.landmarks)
         rig = rig or load_rig()
-        # Rig basis mapped once into this avatar's pixels: (52, 478*3).
-        basis_px = frame.vectors_to_image(rig.basis.reshape(-1, 3)).reshape(rig.basis.shape[0], -1)
         # Per-coefficient render gain (emotion-only coefficients): what the 2D warp of a photo
         # loses, measured by re-detecting rendered frames (scripts/emotion/calibrate_render_gain.py).
         gain = load_render_gain() if gain is None else np.asarray(gain, np.float64)
+        # The gained basis with the AU shapes the rig lacks, mapped once into this avatar's pixels:
+        # (52, 478*3). The rest expression below stays in plain rig units.
+        shaped = rig.basis.reshape(rig.basis.shape[0], -1) * gain[:, None]
+        if au_shapes:
+            _shape_aus(shaped, frame.to_face(avatar.landmarks))
+        basis_px = frame.vectors_to_image(shaped.reshape(-1, 3)).reshape(rig.basis.shape[0], -1)
+        rig_px = frame.vectors_to_image(rig.basis.reshape(-1, 3)).reshape(rig.basis.shape[0], -1)
         # The photo's own expression, undone as a fixed offset in rig units (a measured geometry,
         # not an emotion to make readable, so without the render gain); ring points follow as usual.
         self._rest = np.zeros(NUM_COEFFS)
@@ -142,7 +182,7 @@ class MeshWarpRenderer:
             from ..avatar.rest import rest_expression
 
             self._rest = rest_expression(avatar)
-            d0 = -(self._rest @ basis_px).reshape(NUM_LANDMARKS, 3)
+            d0 = -(self._rest @ rig_px).reshape(NUM_LANDMARKS, 3)
             off[:NUM_LANDMARKS] = d0
             off[self._ring] = self._ring_follow * d0[self._ring_parent]
             seal = _seal_lips(self._v0[:NUM_LANDMARKS] + d0, frame)
@@ -150,7 +190,6 @@ class MeshWarpRenderer:
                 self._seal = seal
         self._base = self._v0 + off
         self._rest_c = self._rest / gain  # the rest expression in this renderer's coefficient units
-        basis_px *= gain[:, None]
         _fit_blinks(basis_px, self._base[:NUM_LANDMARKS])
         self._jaw = COEFF_INDEX["jawOpen"]
         self._basis = np.ascontiguousarray(basis_px)

@@ -22,6 +22,7 @@ _GAP_PAIRS = ((13, 14), (82, 87), (312, 317))
 CAVITY = np.array([52.0, 18.0, 24.0])
 TEETH = np.array([226.0, 222.0, 208.0])
 TONGUE = np.array([158.0, 66.0, 72.0])
+TEETH_FILL = 0.8  # most of a slight opening is teeth; the rest is the shadow above the lower lip
 FADE_IN = 0.035  # extra gap (in inter-ocular units) over which the painted interior fades in
 
 
@@ -63,8 +64,10 @@ class MouthPainter:
         side = np.clip(np.abs(xs - cx) / half_w, 0.0, 1.0)[None, :]
 
         colour = CAVITY * (1.0 - 0.35 * t[..., None])
-        # Upper teeth: a band under the upper lip, at most half the opening, darker to the corners.
-        teeth_h = np.minimum(0.16 * 2 * half_w, 0.5 * gap)
+        # Upper teeth: the incisors' crown (about 0.16 of the mouth width) hangs under the upper lip, so a
+        # slight parting (a broad smile, a sneer's raised lip) shows teeth across most of the gap and only a
+        # wide opening shows the cavity below them; darker to the corners.
+        teeth_h = np.minimum(0.16 * 2 * half_w, TEETH_FILL * gap)
         in_teeth = np.clip((teeth_h - (ys - yu[None, :])) / 1.5, 0.0, 1.0) * (ys >= yu[None, :] - 1)
         teeth_shade = (1.0 - 0.55 * side ** 2) * (0.82 + 0.18 * np.clip((ys - yu[None, :]) / np.maximum(teeth_h, 1), 0, 1))
         colour = colour * (1 - in_teeth[..., None]) + (TEETH * teeth_shade[..., None]) * in_teeth[..., None]
