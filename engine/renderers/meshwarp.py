@@ -60,6 +60,11 @@ UPPER_LIP = (61, 185, 40, 39, 37, 0, 267, 269, 270, 409, 291,  # outer contour, 
              76, 184, 74, 73, 72, 11, 302, 303, 304, 408, 306,
              62, 183, 42, 41, 38, 12, 268, 271, 272, 407, 292,
              78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308)  # inner contour
+# AU9's other appearance changes (FACS manual): the brows, mostly their heads, are pulled down towards the
+# wrinkled nose root and the lower lids are pushed up. The rig's noseSneer has neither: it borrows these shares
+# of the same side's (knitted) browDown and of its eyeSquint column.
+SNEER_BROW = 0.5
+SNEER_LID = 0.5
 
 
 @lru_cache(maxsize=1)
@@ -90,7 +95,7 @@ def _seal_lips(lm: np.ndarray, frame) -> np.ndarray:
 
 
 def _shape_aus(basis: np.ndarray, face: np.ndarray) -> None:
-    """Add the AU4 knit and the AU9/10 upper-lip rise to a gained rig basis (52, 478*3), face units, in place.
+    """Add the AU4 knit and AU9's brow, lid and upper-lip changes to a gained rig basis (52, 478*3), face units, in place.
 
     `face`: the avatar's landmarks in its face frame (x: the side of a point, y down).
     """
@@ -98,6 +103,9 @@ def _shape_aus(basis: np.ndarray, face: np.ndarray) -> None:
     for name in ("browDownLeft", "browDownRight"):
         row = basis[COEFF_INDEX[name]].reshape(NUM_LANDMARKS, 3)
         row[:, 0] -= KNIT_SHARE * np.abs(row[:, 1]) * side
+    for side_name in ("Left", "Right"):
+        basis[COEFF_INDEX["noseSneer" + side_name]] += (SNEER_BROW * basis[COEFF_INDEX["browDown" + side_name]]
+                                                       + SNEER_LID * basis[COEFF_INDEX["eyeSquint" + side_name]])
     lip = np.array(UPPER_LIP)
     x = face[lip, 0] - 0.5 * (face[61, 0] + face[291, 0])
     half = max(0.5 * abs(face[291, 0] - face[61, 0]), 1e-6)
