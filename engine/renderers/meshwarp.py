@@ -51,11 +51,11 @@ GAIN_ASSET = Path(__file__).resolve().parents[1] / "assets" / "render_gain.json"
 # them: lip-sync is unchanged). Both were missing when re-detected (docs/emotion.md, round 3).
 # AU4: the corrugator pulls the brows down AND together; the rig's browDown mostly lowers them.
 # Each point it moves also moves towards the midline by this share of its (gained) vertical travel.
-KNIT_SHARE = 0.5
+KNIT_SHARE = 0.8
 # AU9 + AU10: the levator labii raises the upper lip with the nose wrinkle (the rig's noseSneer
 # moves only the nose wings). Upper-lip rise at noseSneer L + R = 1 (face units: 0.04 = 3.6 mm),
 # full at the philtrum, tapering to a third at the corners; the lower lip stays, so lips part.
-SNEER_LIP_RISE = 0.04
+SNEER_LIP_RISE = 0.06
 UPPER_LIP = (61, 185, 40, 39, 37, 0, 267, 269, 270, 409, 291,  # outer contour, corner to corner
              76, 184, 74, 73, 72, 11, 302, 303, 304, 408, 306,
              62, 183, 42, 41, 38, 12, 268, 271, 272, 407, 292,

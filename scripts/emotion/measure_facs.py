@@ -18,6 +18,8 @@ are measured (change from neutral, in 1/1000 inter-ocular units):
   lip_open        AU26  inner-lip opening
   upper_lip_up    AU10  upper lip raised (towards the eye line)
   chin_up         AU17  lower lip pushed up by the chin boss (its lower edge rising: positive)
+  lip_red         AU23/24 height of the red of both lips, outer minus inner contour (pressed, tightened lips
+                        thin: negative)
 
 Prints one Markdown table (mean over portraits) and what FACS expects for each emotion.
 """
@@ -38,10 +40,10 @@ from engine.face_geometry import face_frame, mouth_opening  # noqa: E402
 from engine.types import FaceState  # noqa: E402
 
 MEASURES = ("inner_brow_up", "outer_brow_up", "brow_gap", "eye_open", "mouth_width", "corner_drop", "lip_open",
-            "upper_lip_up", "chin_up")
+            "upper_lip_up", "chin_up", "lip_red")
 # Expected signs (FACS): + rises, - falls, 0 not part of the prototype.
 EXPECT = {
-    "angry": {"brow_gap": -1, "inner_brow_up": -1, "lip_open": 0},
+    "angry": {"brow_gap": -1, "inner_brow_up": -1, "lip_open": 0, "lip_red": -1},
     "disgusted": {"upper_lip_up": +1, "corner_drop": +1},
     "fear": {"inner_brow_up": +1, "outer_brow_up": +1, "brow_gap": -1, "eye_open": +1, "mouth_width": +1},
     "happy": {"mouth_width": +1, "corner_drop": -1},
@@ -64,7 +66,8 @@ def measures(pts: np.ndarray) -> np.ndarray:
     drop = 0.5 * (q[61, 1] + q[291, 1]) - mid
     upper = -q[0, 1]  # upper lip top below the eye line (AU9 lifts the nose base too: not a reference)
     chin = -q[17, 1]  # lower edge of the lower lip below the eye line
-    return np.array([inner, outer, gap, eye, width, drop, mouth_opening(pts), upper, chin])
+    red = (q[13, 1] - q[0, 1]) + (q[17, 1] - q[14, 1])
+    return np.array([inner, outer, gap, eye, width, drop, mouth_opening(pts), upper, chin, red])
 
 
 def main(argv: list[str] | None = None) -> int:
