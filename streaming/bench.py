@@ -175,7 +175,11 @@ class Round:
             per[sid] = {"frames_sent": r.counters["frames_sent"], "dropped": r.counters["frames_dropped"],
                         "repeated": r.slot.repeats, "session_cpu_s": st["session_cpu_s"],
                         "timeline": {k: r.scheduler.stats.get(k, 0) for k in TIMELINE_STATS},
-                        "idle_frames": r.session.stats["idle_frames"]}
+                        "idle_frames": r.session.stats["idle_frames"],
+                        # how far the outbound audio (R) is behind the clock: > 20 ms means its sender
+                        # could not keep up (an overloaded event loop), and lips and voice part
+                        "audio_lag_ms": round(1000.0 * (r.scheduler.timeline_now() - r.scheduler.read_pos)
+                                              / r.scheduler.config.sample_rate, 1)}
         return {"t": time.monotonic(), "cpu": time.process_time(), "rss": rss_bytes(), "load": os.getloadavg(),
                 "per": per}
 
@@ -300,6 +304,7 @@ def round_figures(rnd: Round, client: dict, cfg, lookahead_ms: float) -> dict[st
                  "input_timeline_ms": timeline,
                  # frames drawn without a speech frame from the model (it was late, or there was no input)
                  "frames_without_speech_frame": b["idle_frames"] - a["idle_frames"],
+                 "audio_sender_lag_ms_at_end": b["audio_lag_ms"],
                  # placed position - the timeline's now, at placement: the voice delay each chunk gets
                  "voice_delay_at_placement_ms": {"p50": _round2(st["latency_ms_p50"]),
                                                  "p95": _round2(st["latency_ms_p95"])}}

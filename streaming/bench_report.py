@@ -68,6 +68,9 @@ def markdown(r: dict[str, Any]) -> str:
                      f"{_f(tot['input_dropped_ms'])} | 0 | |")
         idle = sum(s.get("frames_without_speech_frame", 0) for s in r.get("per_session", []))
         lines.append(f"| frames drawn without their speech frame (model late or no input), all sessions | {idle} | 0 | |")
+        lag = max((s.get("audio_sender_lag_ms_at_end") or 0.0 for s in r.get("per_session", [])), default=0.0)
+        lines.append(f"| outbound audio behind the clock at the end, worst session (ms; > 20: its sender fell "
+                     f"behind, an overloaded loop) | {_f(lag)} | 0 | |")
     cap = r.get("capacity")
     if cap:
         lines += ["", f"Capacity at {cap['target_fps']} fps (drops <= {cap['max_drop_pct']} %): "
