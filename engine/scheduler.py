@@ -21,6 +21,9 @@ One timeline, counted in output audio samples, orders everything in a session:
   dropped: only chunks whose level is under the quiet threshold, after at
   least quiet_hold_s of quiet, are. The model is fed only what was kept, so
   its time stays the timeline's (as with the other drops).
+* The outbound audio never waits for input, and never lags the clock for
+  long: a sender more than max_audio_lag_s behind (an overloaded loop) skips
+  ahead to the frame playing now, as video skips to the frame due now.
 * Video frame k shows timeline sample k * samples_per_frame; its pts is derived
   from that sample position, and it is due when the audio at that position is.
   So lips and voice share one clock and cannot drift apart, whatever the
@@ -60,6 +63,9 @@ class SchedulerConfig:
     quiet_over_floor_db: float = 12.0  # ... nor more than this above the tracked noise floor
     quiet_hold_s: float = 0.08  # quiet input must have lasted this long before any is dropped
     crossfade_samples: int = 64  # over each splice (1.3 ms at 48 kHz): no click
+    # An outbound audio sender further behind the clock than this (an overloaded event loop) skips
+    # ahead to it: its voice is lost, but lips and voice stay together and input keeps its place.
+    max_audio_lag_s: float = 0.2
 
     def __post_init__(self) -> None:
         if self.sample_rate % self.fps:
@@ -105,7 +111,7 @@ class AVScheduler:
         self.read_pos = 0
         self.write_pos: int | None = None  # None: nothing written since the start
         self.stats = {"input_dropped_samples": 0, "gap_samples": 0, "restarts": 0, "silent_audio_frames": 0,
-                      "drained_samples": 0}
+                      "drained_samples": 0, "audio_skipped_samples": 0}
         # Drain state: pre-write excess over the target (samples) with the input length it held for,
         # the tracked noise floor (dBFS) and how much quiet input came just before.
         self._excess: deque[tuple[int, int]] = deque()
@@ -113,6 +119,7 @@ class AVScheduler:
         self._window = round(c.drain_window_s * self._rate)
         self._above = round(c.drain_above_s * self._rate)
         self._hold = round(c.quiet_hold_s * self._rate)
+        self._max_audio_lag = round(c.max_audio_lag_s * self._rate)
         self._floor_db = -60.0
         self._quiet_run = 0
 
@@ -255,9 +262,16 @@ class AVScheduler:
         return self.wall_time(self.read_pos)
 
     def pull_audio(self) -> tuple[np.ndarray, int]:
-        """The next outbound audio frame and its pts in samples; never waits for input."""
+        """The next outbound audio frame and its pts in samples; never waits for input. A sender that
+        fell more than max_audio_lag_s behind the clock skips ahead to it (pts jump, as after a loss)."""
         n = self.config.frame_samples
         r = self.read_pos
+        if self._t0 is not None and self.timeline_now() - r > self._max_audio_lag:
+            # Skip to the frame playing now (on the frame grid); the voice in between is dropped.
+            to = self.timeline_now() // n * n
+            self._zero(r, min(to, r + len(self._ring)))
+            self.stats["audio_skipped_samples"] += to - r
+            r = self.read_pos = to
         out = np.zeros(n, np.float32)
         avail = 0 if self.write_pos is None else min(max(self.write_pos - r, 0), n)
         if avail:

@@ -301,7 +301,7 @@ def test_a_late_audio_sender_does_not_make_input_overflow():
         s.write(np.ones(960, np.float32))
         clock.advance(0.02)
         s.pull_audio()
-    clock.advance(0.5)  # the audio sender stalls for half a second, then catches up frame by frame
+    clock.advance(0.15)  # the audio sender stalls (less than max_audio_lag_s), then catches up frame by frame
     accepted = []
     for _ in range(50):
         accepted.append(s.write(np.ones(960, np.float32)).accepted)  # input keeps coming in real time
@@ -310,4 +310,21 @@ def test_a_late_audio_sender_does_not_make_input_overflow():
             if s.audio_deadline() <= clock.now():
                 s.pull_audio()
     assert s.audio_deadline() > clock.now()  # caught up
-    assert all(accepted) and s.stats["input_dropped_samples"] == 0
+    assert all(accepted) and s.stats["input_dropped_samples"] == 0 and s.stats["audio_skipped_samples"] == 0
+
+
+def test_an_audio_sender_far_behind_the_clock_skips_ahead_and_input_follows():
+    s, clock = make()
+    for _ in range(10):
+        s.write(np.ones(960, np.float32))
+        clock.advance(0.02)
+        s.pull_audio()
+    clock.advance(2.16)  # the sender is starved for 2.16 s: six laps of the delay line's ring, exactly
+    frame, pts = s.pull_audio()
+    assert s.stats["audio_skipped_samples"] > 1.9 * 48_000
+    assert pts % 960 == 0 and 0 <= s.timeline_now() - pts < 960  # the frame playing now
+    p = s.write(np.full(960, 0.5, np.float32))  # input is placed after the clock again, not seconds in the past
+    assert p.accepted and p.position - s.timeline_now() >= round(CFG.latency_s * 48_000)
+    # the voice that was in the line (ones) is gone, not replayed a ring lap later: silence, then the new input
+    out = np.concatenate([frame] + [s.pull_audio()[0] for _ in range(30)])
+    assert set(np.unique(out)) == {0.0, 0.5}
