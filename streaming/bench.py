@@ -60,7 +60,7 @@ SYNTH_TEXT = ("The quick brown fox jumps over the lazy dog. She sells sea shells
               "How much wood would a woodchuck chuck if a woodchuck could chuck wood?")
 STAGE_ORDER = ("gc", "rx_buffer", "decode", "resample", "features", "a2e", "audio_model", "emotion", "render", "convert",
                "encode", "send", "audio_encode")
-TIMELINE_STATS = ("gap_samples", "drained_samples", "input_dropped_samples")  # scheduler counters, per session
+TIMELINE_STATS = ("gap_samples", "drained_samples", "input_dropped_samples", "audio_skipped_samples")  # scheduler counters, per session
 STAGE_HELP = {
     "gc": "garbage-collector pause (process-wide: every Python thread waits)",
     "rx_buffer": "RTP packet arrival -> Opus decode start (aiortc's audio jitter buffer)",

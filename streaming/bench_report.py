@@ -62,10 +62,13 @@ def markdown(r: dict[str, Any]) -> str:
               f"| server RSS start -> end (MiB) | {_f(mem.get('rss_start_mb'))} -> {_f(mem.get('rss_end_mb'))} | | |"]
     tl = [s.get("input_timeline_ms") or {} for s in r.get("per_session", [])]
     if tl:
-        tot = {k: sum(t.get(k, 0.0) for t in tl) for k in ("gap_ms", "drained_ms", "input_dropped_ms")}
+        tot = {k: sum(t.get(k, 0.0) for t in tl) for k in ("gap_ms", "drained_ms", "input_dropped_ms",
+                                                             "audio_skipped_ms")}
         lines.append(f"| input timeline, all sessions: silence inserted for late input / quiet input drained / "
                      f"input dropped (overflow) (ms) | {_f(tot['gap_ms'])} / {_f(tot['drained_ms'])} / "
                      f"{_f(tot['input_dropped_ms'])} | 0 | |")
+        lines.append(f"| outbound audio skipped (its sender fell behind the clock), all sessions (ms) | "
+                     f"{_f(tot['audio_skipped_ms'])} | 0 | |")
         idle = sum(s.get("frames_without_speech_frame", 0) for s in r.get("per_session", []))
         lines.append(f"| frames drawn without their speech frame (model late or no input), all sessions | {idle} | 0 | |")
         lag = max((s.get("audio_sender_lag_ms_at_end") or 0.0 for s in r.get("per_session", [])), default=0.0)

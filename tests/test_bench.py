@@ -36,7 +36,8 @@ def test_tiny_bench_run_writes_every_figure(tmp_path):
     # the sample sits at most one frame period into that frame
     assert e["p50"] >= r["settings"]["model_lookahead_ms"] - 1000.0 / r["settings"]["fps"]
     assert 0 <= e["mean_offset_in_frame_ms"] < 1000.0 / r["settings"]["fps"]
-    assert set(r["per_session"][0]["input_timeline_ms"]) == {"gap_ms", "drained_ms", "input_dropped_ms"}
+    assert set(r["per_session"][0]["input_timeline_ms"]) == {"gap_ms", "drained_ms", "input_dropped_ms",
+                                                                   "audio_skipped_ms"}
     assert _finite_positive(r["first_frame_ms"]) and _finite_positive(r["fps"])
     assert isinstance(r["dropped_frames"], int) and r["dropped_frames"] >= 0
     m = r["machine"]
