@@ -42,6 +42,10 @@ def speech_wav(tmp_path_factory):
 
 class Server:
     def __init__(self, parts, source=None, **settings):
+        # These tests check behaviour, not latency (benchmarks/ measure that): the
+        # serve defaults' tight budgets would drop frames on a loaded machine.
+        settings.setdefault("render_budget_s", 0.06)
+        settings.setdefault("jitter_s", 0.04)
         self.config = ServerConfig(ice_loopback=True, port=0, **settings)
         self.parts = parts
         self.source = source
