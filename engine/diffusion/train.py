@@ -258,7 +258,7 @@ def run_phases(a, cfg: ModelConfig, frames: Frames, held, ref, work: Path) -> tu
             opt.step()
             _ema_update(ema, model, a.ema, step)
             step += 1
-            losses.append(float(loss))
+            losses.append(loss.item())
             bar.update(1)
             bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}")
             if a.preview_every and step % a.preview_every == 0 and held:
