@@ -62,8 +62,8 @@ def time_renderer(r: DiffusionRenderer, frames: int) -> dict:
 
 def time_call(runner, res: int, cond_dim: int, calls: int) -> dict:
     rng = np.random.default_rng(0)
-    x = [rng.standard_normal((1, 3, res, res)).astype(np.float32), np.full(1, 0.5, np.float32),
-         rng.uniform(-1, 1, (1, 3, res, res)).astype(np.float32), rng.uniform(-1, 1, (1, 3, res, res)).astype(np.float32),
+    img = lambda: rng.uniform(-1, 1, (1, 3, res, res)).astype(np.float32)  # noqa: E731
+    x = [rng.standard_normal((1, 3, res, res)).astype(np.float32), np.full(1, 0.5, np.float32), img(), img(),
          rng.random((1, cond_dim)).astype(np.float32)]
     for _ in range(3):
         runner(*x)
@@ -93,18 +93,14 @@ def runners(b, threads: int):
 
 
 def synthetic(b, res: int, threads: int, calls: int) -> dict:
-    import torch
-
     from engine.diffusion.export import export_onnx
     from engine.diffusion.model import Denoiser, ModelConfig
 
     cfg = ModelConfig.from_dict(dict(b.model_config, res=res))
     with tempfile.TemporaryDirectory() as d:
         path = export_onnx(Denoiser(cfg), Path(d) / "synthetic.onnx")
-        out = {"res": res, "onnxruntime CPUExecutionProvider": time_call(OrtRunner(path, device="cpu", threads=threads),
-                                                                        res, cfg.cond_dim, calls)}
-    del torch
-    return out
+        runner = OrtRunner(path, device="cpu", threads=threads)
+        return {"res": res, "onnxruntime CPUExecutionProvider": time_call(runner, res, cfg.cond_dim, calls)}
 
 
 def main(argv=None) -> int:

@@ -59,9 +59,9 @@ def test_few_step_sampler_gives_finite_in_range_images(exported, steps):
     assert a.shape == hint.shape and a.dtype == np.uint8
     assert np.array_equal(a, b)  # fixed seed: the same frame every time
     assert 5 < a.std() < 120  # a picture, not a constant or saturated noise
-    x = sample(lambda x, t: runner(np.broadcast_to(x, (2, 3, 64, 64)), np.full(2, t, np.float32),
-                                   hint.transpose(0, 3, 1, 2) / 127.5 - 1, np.repeat(ref.transpose(2, 0, 1)[None] / 127.5 - 1, 2, 0),
-                                   cond),
+    h = hint.transpose(0, 3, 1, 2) / 127.5 - 1
+    r = np.repeat(ref.transpose(2, 0, 1)[None] / 127.5 - 1, 2, 0)
+    x = sample(lambda x, t: runner(np.broadcast_to(x, (2, 3, 64, 64)), np.full(2, t, np.float32), h, r, cond),
                np.random.default_rng(0).standard_normal((1, 3, 64, 64)).astype(np.float32), steps)
     assert np.all(np.isfinite(x)) and x.min() >= -1 and x.max() <= 1
 

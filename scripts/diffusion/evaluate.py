@@ -24,7 +24,6 @@ from tqdm import tqdm
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from engine.diffusion.bundle import load_diffusion_bundle  # noqa: E402
 from engine.diffusion.data import cache_key, clip_data  # noqa: E402
-from engine.diffusion.hint import hint_renderer  # noqa: E402
 from engine.diffusion.metrics import mean_scores, scores  # noqa: E402
 from engine.diffusion.runtime import OrtRunner  # noqa: E402
 from engine.face_geometry import mouth_opening  # noqa: E402
