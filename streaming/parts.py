@@ -98,6 +98,7 @@ def default_emotion_factory(initial: str | None) -> EmotionControl:
 def renderer_factory_for(name: str = "meshwarp", cache_size: int = 8) -> Callable[[str | None], Any]:
     """Renderer per session; avatars are cached (loading one takes seconds, a session must start in < 0.5 s)."""
     from functools import lru_cache
+    from pathlib import Path
 
     from engine.avatar import load_avatar
     from engine.renderers import create
@@ -105,6 +106,8 @@ def renderer_factory_for(name: str = "meshwarp", cache_size: int = 8) -> Callabl
     cached = lru_cache(maxsize=cache_size)(load_avatar)
 
     def make(avatar: str | None):
+        if avatar is not None and (Path(avatar) / "diffusion.json").is_file():
+            return create(name, avatar)  # a trained renderer's bundle carries its own avatar
         return create(name, cached(avatar))
 
     return make
