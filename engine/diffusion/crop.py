@@ -10,7 +10,7 @@ from ..face_geometry import FACE_OVAL, LIPS_OUTER
 
 FACE_MARGIN = 1.1  # box side over the face oval's larger extent
 MOUTH_MARGIN = 1.6  # mouth box side over the outer lips' larger extent
-FEATHER = 0.12  # share of the box side over which the pasted crop fades into the meshwarp frame
+FEATHER = 0.05  # share of the box side over which the pasted crop fades into the meshwarp frame (0.12: -1 dB)
 
 
 @dataclass(frozen=True)
