@@ -10,7 +10,7 @@ pytest.importorskip("torch")
 
 
 @pytest.mark.slow
-def test_tiny_train_export_render_beats_meshwarp(shared, tmp_path):
+def test_tiny_train_export_render_beats_meshwarp(shared, tmp_path, capsys):
     from engine import renderers
     from engine.diffusion.bundle import load_diffusion_bundle
     from engine.diffusion.train import grid_tiny_argv, main
@@ -41,3 +41,21 @@ def test_tiny_train_export_render_beats_meshwarp(shared, tmp_path):
     before = (out / "denoiser.pt").read_bytes()
     assert main(grid_tiny_argv(shared, out, report=False)) == 0
     assert (out / "denoiser.pt").read_bytes() == before
+    # A checkpoint of another architecture is refused, not loaded.
+    capsys.readouterr()
+    assert main(grid_tiny_argv(shared, out, report=False) + ["--config", "small", "--size", "64"]) == 2
+    assert "another model configuration" in capsys.readouterr().err
+
+
+def test_bad_training_input_is_a_one_line_error(tmp_path, capsys):
+    from engine.diffusion.train import main
+
+    assert main([str(tmp_path / "missing.mp4"), "--out", str(tmp_path / "o")]) == 2
+    assert "video not found" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert main([str(tmp_path / "empty"), "--out", str(tmp_path / "o")]) == 2
+    assert "no video files" in capsys.readouterr().err
+    assert main([str(tmp_path / "empty"), "--out", str(tmp_path / "o"), "--size", "50"]) == 2
+    assert "--size" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main([str(tmp_path), "--out", str(tmp_path / "o"), "--target-steps", "8"])

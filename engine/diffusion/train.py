@@ -214,7 +214,11 @@ def run_phases(a, cfg: ModelConfig, frames: Frames, held, ref, work: Path) -> tu
     phase, rnd, step, teacher = "base", 0, 0, None
     info = {"base_steps": a.steps, "distill_rounds": rounds, "distill_steps": a.distill_steps, "losses": {}}
     if st is not None:
+        if st.get("config") != cfg.to_dict():
+            raise ValueError(f"{state_path} was made with another model configuration ({st.get('config')}); "
+                             "use --no-resume or another --out")
         phase, rnd, step, info = st["phase"], st["round"], st["step"], st["info"]
+        g.set_state(st["rng"])
         model.load_state_dict(st["model"])
         ema.load_state_dict(st["ema"])
         opt.load_state_dict(st["opt"])
@@ -226,7 +230,8 @@ def run_phases(a, cfg: ModelConfig, frames: Frames, held, ref, work: Path) -> tu
 
     def checkpoint():
         info["seconds"] = time.perf_counter() - t_start
-        save_state(state_path, {"phase": phase, "round": rnd, "step": step, "info": info, "model": model.state_dict(),
+        save_state(state_path, {"phase": phase, "round": rnd, "step": step, "info": info, "config": cfg.to_dict(),
+                                "rng": g.get_state(), "model": model.state_dict(),
                                 "ema": ema.state_dict(), "opt": opt.state_dict(),
                                 "teacher": teacher.state_dict() if teacher is not None else None})
 
@@ -329,22 +334,26 @@ def main(argv=None) -> int:
     a = parse_args(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     torch.set_num_threads(max(1, a.threads))
-    out = Path(a.out)
-    work = out / "train"
-    work.mkdir(parents=True, exist_ok=True)
+    from ..avatar import AvatarError
+    from .track import TrackError
+
     base_cfg = CONFIGS[a.config]
     a.size = a.size or base_cfg.res
     if not 32 <= a.size <= 512 or a.size % 8:
-        raise SystemExit("--size must be a multiple of 8 in 32..512")
+        print("error: --size must be a multiple of 8 in 32..512", file=sys.stderr)
+        return 2
     cfg = ModelConfig.from_dict(dict(base_cfg.to_dict(), res=a.size))
+    out = Path(a.out)
+    work = out / "train"
     try:
+        work.mkdir(parents=True, exist_ok=True)
         avatar, box, mouth, ref, train, held = prepare(a, out)
-    except (FileNotFoundError, ValueError) as e:
+        frames = Frames(train, ref, mouth)
+        log.info("%d training frames from %d clip(s), %d held-out clip(s)", len(frames), len(train), len(held))
+        base, student, info = run_phases(a, cfg, frames, held, ref, work)
+    except (OSError, ValueError, AvatarError, TrackError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    frames = Frames(train, ref, mouth)
-    log.info("%d training frames from %d clip(s), %d held-out clip(s)", len(frames), len(train), len(held))
-    base, student, info = run_phases(a, cfg, frames, held, ref, work)
     cond = frames.cond.numpy()
     ignored = ignore_unseen_inputs(student, cond)
     ignore_unseen_inputs(base, cond)
