@@ -27,7 +27,7 @@ from engine.types import BLENDSHAPE_NAMES, FaceState
 from .config import ServerConfig
 from .instruments import PacketArrivals, decode_times, install_decode_timing, instrument_receiver, instrument_sender
 from .parts import EngineParts
-from .tracks import AudioOutTrack, VideoOutTrack, consume_audio, sleep_until
+from .tracks import AudioOutTrack, VideoOutTrack, sleep_until
 
 log = logging.getLogger(__name__)
 
@@ -166,9 +166,6 @@ class SessionRunner:
         if self._on_closed is not None:
             self._on_closed(self)
         log.info("session %s closed: %s", self.id[:6], reason)
-
-    def attach_inbound_audio(self, track) -> None:
-        self.spawn(consume_audio(track, self.on_audio_in, self.config.sample_rate), "audio-in")
 
     # -- pipeline --------------------------------------------------------------
     def on_audio_in(self, pcm: np.ndarray) -> None:
