@@ -26,8 +26,7 @@ from ..diffusion.runtime import NoSuitableDevice, make_runner
 from ..diffusion.sampler import frame_noise, sample
 from ..predictor import PredictorError
 from ..types import FaceState
-from .base import RendererError, register
-from .meshwarp import MeshWarpRenderer
+from .base import RendererError, create, register
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +100,7 @@ def _create(avatar, bundle=None, device: str = "auto", backend: str = "onnxrunti
             raise RendererError(f"not a diffusion bundle (no diffusion.json): {avatar}")
         log.warning("diffusion renderer: no bundle given (bundle=DIR, made by `emolive avatar train --backend "
                     "diffusion`); falling back to meshwarp")
-        return MeshWarpRenderer(avatar, **meshwarp_options)
+        return create("meshwarp", avatar, **meshwarp_options)  # what a meshwarp session gets
     try:
         b = load_diffusion_bundle(path)
     except BundleError as e:
@@ -111,7 +110,7 @@ def _create(avatar, bundle=None, device: str = "auto", backend: str = "onnxrunti
     except NoSuitableDevice as e:
         fallback = avatar if avatar is not None and not isinstance(avatar, (str, Path)) else b.avatar
         log.warning("diffusion renderer: no suitable device (%s); falling back to meshwarp", e)
-        return MeshWarpRenderer(fallback, **meshwarp_options)
+        return create("meshwarp", fallback, **meshwarp_options)
     except PredictorError as e:
         raise RendererError(str(e)) from None
     if meshwarp_options:
