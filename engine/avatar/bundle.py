@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..io.manifest import read_manifest
 from .errors import AvatarError
 from .mesh import WarpMesh
 
@@ -56,17 +57,8 @@ def load_bundle(path: str | Path) -> Avatar:
     from PIL import Image
 
     d = Path(path)
-    try:
-        meta = json.loads((d / "avatar.json").read_text())
-    except FileNotFoundError:
-        raise AvatarError(f"not an avatar bundle (no avatar.json): {d}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise AvatarError(f"corrupt avatar.json in {d}: {e}") from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise AvatarError(f"not an emolive avatar bundle: {d}")
-    if meta.get("version") != VERSION:
-        raise AvatarError(f"avatar bundle version {meta.get('version')} not supported (need {VERSION}); "
-                          f"re-create it with `emolive avatar create`")
+    meta = read_manifest(d, "avatar.json", FORMAT, VERSION, AvatarError, "an avatar bundle",
+                         "; re-create it with `emolive avatar create`")
     try:
         image = np.asarray(Image.open(d / "image.png").convert("RGB"))
         g = np.load(d / "geometry.npz")

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..io.manifest import read_manifest
 from .crop import CropBox
 
 FORMAT = "emolive-diffusion"
@@ -78,16 +79,7 @@ def load_diffusion_bundle(path) -> DiffusionBundle:
     from ..avatar import AvatarError, load_bundle
 
     d = Path(path)
-    try:
-        meta = json.loads((d / "diffusion.json").read_text())
-    except FileNotFoundError:
-        raise BundleError(f"not a diffusion bundle (no diffusion.json): {d}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise BundleError(f"corrupt diffusion.json in {d}: {e}") from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise BundleError(f"not an emolive diffusion bundle: {d}")
-    if meta.get("version") != VERSION:
-        raise BundleError(f"diffusion bundle version {meta.get('version')} not supported (need {VERSION})")
+    meta = read_manifest(d, "diffusion.json", FORMAT, VERSION, BundleError, "a diffusion bundle")
     try:
         box = CropBox(**meta["crop"])
         mouth = tuple(int(v) for v in meta["mouth_box"])
