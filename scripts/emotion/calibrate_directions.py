@@ -30,6 +30,7 @@ prototype p with support S, engine/emotion/facs.py):
    by APEX / its apex (e.g. surprise's jawOpen 0.55 / 0.8). Was: the apex of the
    prototype (0.55-0.8); the rendered emotions were too faint to read
    (docs/emotion.md).
+5. anger's AU10 (round 4): RENDERED_AU10 below, added after the rescale.
 Contempt has no data here and is the prototype alone.
 """
 from __future__ import annotations
@@ -56,6 +57,15 @@ APEX = 1.0
 # Contempt is unilateral and slight (R12A+R14A in the source; the prototype already uses C):
 # at full apex the one-sided pull distorts the lower face, and no classifier here can check it.
 KEEP_PROTOTYPE_APEX = ("contempt",)
+# Step 5: AU10 for anger, drawn through noseSneer. EMFACS predicts anger also as 4+5+7+10+22+23+25 and
+# 4+5+7+10+23+25; actor 1001's angry takes and the Pexels angry still both raise the upper lip (Landmarker
+# mouthUpperUp: in the calibrated direction, and 0.31 on the still, whose nose is also wrinkled). The rig's
+# mouthUpperUp is a speech column that lifts both lips, so nothing parts them; the only emotion-only column
+# with an upper-lip-only raise is noseSneer (AU9+10 in engine/renderers/meshwarp.py), which also pushes the
+# lower lids up by SNEER_LID of its value: eyeSquint is lowered by as much, keeping the calibrated eye
+# aperture. Level D (0.8) was picked on a development split with the FER-2013 classifier in the loop
+# (0.4 / 0.6 / 0.8 / 1.0 tried; docs/emotion.md, round 4), checked on the held-out neutral set.
+RENDERED_AU10 = {"angry": 0.8}
 CREMAD = {"angry": "ANG", "disgusted": "DIS", "fear": "FEA", "happy": "HAP", "sad": "SAD"}
 
 
@@ -199,6 +209,16 @@ def main() -> int:
     if "cremad" in meas["happy"]:
         report["check_london_vs_cremad_happy_cos"] = cosine(meas["happy"]["london"], meas["happy"]["cremad"])
 
+    from engine.renderers.meshwarp import SNEER_LID
+
+    for e, v in RENDERED_AU10.items():
+        i = EMOTIONS.index(e)
+        for side in ("Left", "Right"):
+            coeffs[i, COEFF_INDEX["noseSneer" + side]] = max(coeffs[i, COEFF_INDEX["noseSneer" + side]], v)
+            sq = COEFF_INDEX["eyeSquint" + side]
+            coeffs[i, sq] = max(coeffs[i, sq] - SNEER_LID * v, 0.0)
+        sources[e] += f" + AU10 (EMFACS variant) drawn through noseSneer {v}"
+        report[e]["final"] = top(coeffs[i], 8)
     space = EmotionSpace(coeffs=coeffs, head=head, sources=sources)
     Path(args.out).write_text(json.dumps(space.to_json(), indent=1) + "\n")
     print(json.dumps(report, indent=1))

@@ -1,7 +1,7 @@
 """Proof: render each emotion at k = 0 .. 1 on real portraits and classify the frames with FER-2013.
 
     OMP_NUM_THREADS=1 .venv/bin/python scripts/emotion/eval_fer.py [--set current|neutral] [--no-rest]
-        [--out /tmp/fer_eval.json]
+        [--crop mesh|haar] [--out /tmp/fer_eval.json]
 
 Portrait sets (../shared, tests and benchmarks only):
 * current: the default avatar, biden, einstein and GRID s1 / brbk7n / lrwp9a from data/portraits
@@ -45,6 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--size", type=int, default=512)
     ap.add_argument("--set", choices=("current", "neutral"), default="current")
     ap.add_argument("--no-rest", action="store_true", help="render relative to the photo (rest expression kept)")
+    ap.add_argument("--crop", choices=("mesh", "haar"), default="mesh",
+                    help="face crop fed to FER: ours (face mesh square) or fer's own (Haar box + 10 px)")
     args = ap.parse_args(argv)
     from engine.avatar import create_avatar, load_avatar
     from engine.renderers import create
@@ -64,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
                                                    size=args.size)
         for p in NEUTRAL_GRID:
             avatars[Path(p).stem] = create_avatar(sd / "data" / "portraits" / p, size=args.size)
-    clf = FerClassifier()
+    clf = FerClassifier(crop=args.crop)
     probs: dict[str, dict[str, list]] = {}
     for name, av in avatars.items():
         r = create("meshwarp", av, rest=not args.no_rest)
