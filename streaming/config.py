@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
@@ -25,6 +26,10 @@ class ServerConfig(BaseModel):
     jitter_s: float = Field(0.01, ge=0, le=1)  # input jitter headroom, part of the latency
     max_sessions: int = Field(4, ge=1)
     render_threads: int = Field(2, ge=1)
+    # "tuned": streaming/encoders.py (no denoiser, faster presets, capped bitrate, fewer rebuilds);
+    # "aiortc": aiortc's own encoders, as they come
+    video_encoder: Literal["tuned", "aiortc"] = "tuned"
+    video_max_bitrate: int = Field(1_000_000, ge=250_000, le=10_000_000)
     token: str | None = None  # bearer token for /offer, /ws, /push; also EMOLIVE_TOKEN
     allowed_origins: list[str] = Field(default_factory=list)  # empty: same host only
     ice_loopback: bool = False  # offer 127.0.0.1 as an ICE host candidate (local testing)

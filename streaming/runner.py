@@ -25,6 +25,7 @@ from engine.session import Session, scheduler_config_for
 from engine.types import BLENDSHAPE_NAMES, FaceState
 
 from .config import ServerConfig
+from .encoders import install_tuned_encoder
 from .instruments import PacketArrivals, decode_times, install_decode_timing, instrument_receiver, instrument_sender
 from .parts import EngineParts
 from .tracks import AudioOutTrack, VideoOutTrack, sleep_until
@@ -313,6 +314,8 @@ class SessionRunner:
             return
         for sender in pc.getSenders():
             if sender.track is self.video_out:
+                if self.config.video_encoder == "tuned":
+                    install_tuned_encoder(sender, max_bitrate=self.config.video_max_bitrate)
                 self.send_hooked = instrument_sender(sender, self._video_next, self._video_encoded_cb,
                                                      self._encode_span("encode", "video-out"), now)
             elif sender.track is self.audio_out:
