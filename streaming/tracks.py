@@ -35,6 +35,7 @@ class AudioOutTrack(MediaStreamTrack):
         self._runner = runner
         self._time_base = fractions.Fraction(1, runner.scheduler.config.sample_rate)
         self.tap = None  # called with (pts, int16 samples) for each frame sent (recording)
+        self._default_plan = None
 
     async def recv(self) -> av.AudioFrame:
         if self.readyState != "live":
@@ -42,6 +43,9 @@ class AudioOutTrack(MediaStreamTrack):
         sched = self._runner.scheduler
         await sleep_until(sched.clock, sched.audio_deadline())
         pcm, pts = sched.pull_audio()
+        plan = getattr(self._runner, "mark_audio", False)
+        if plan:  # bench: chirps at known timeline positions (streaming/bench_audio_marks.py)
+            pcm = self._marks(plan).mix(pcm, pts, sched.config.sample_rate)
         s16 = (np.clip(pcm, -1.0, 1.0) * 32767.0).astype(np.int16).reshape(1, -1)
         frame = av.AudioFrame.from_ndarray(s16, format="s16", layout="mono")
         frame.sample_rate = sched.config.sample_rate
@@ -50,6 +54,16 @@ class AudioOutTrack(MediaStreamTrack):
         if self.tap is not None:
             self.tap(pts, s16)
         return frame
+
+    def _marks(self, plan):
+        """`runner.mark_audio`: True (the default plan for this timeline) or a MarkPlan."""
+        if plan is True:
+            if self._default_plan is None:
+                from .bench_audio_marks import MarkPlan
+
+                self._default_plan = MarkPlan(self._runner.scheduler.config.samples_per_video_frame)
+            return self._default_plan
+        return plan
 
 
 class VideoOutTrack(MediaStreamTrack):
