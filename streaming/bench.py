@@ -10,6 +10,7 @@ seconds; with --runs R it does that R times and reports the median run.
     python -m streaming.bench --seconds 20 --sessions 1 --json out/bench.json \
         [--trace out/trace.json] [--markdown out/bench.md] [--plots out/plots] [--runs 3]
     python -m streaming.bench --find-max-sessions --seconds 15 --json out/capacity.json
+    python -m streaming.bench --browser --seconds 20 --json out/browser.json   (the receiver: headless Chromium)
 
 What each figure is (docs/performance.md has the details):
 * stages: p50/p95/p99 of each stage's duration over all sessions.
@@ -26,6 +27,10 @@ What each figure is (docs/performance.md has the details):
 * av_offset_ms: at the receiver, arrival of a video frame (its stamped frame id
   gives the timeline position it shows) minus the arrival of the audio sample
   at that position; resolution about 1 ms (the client's event loop).
+* receiver_browser (--browser): one session from the real client page in
+  headless Chromium; A/V offset = the display time of frame k minus the play
+  time of the audio mark mixed in at frame k's first sample, frame timing as
+  presented (streaming/bench_browser.py).
 """
 from __future__ import annotations
 
@@ -493,7 +498,8 @@ def _holds(fig: dict, target_fps: float, max_drop_pct: float) -> bool:
 
 
 SCALARS = (("e2e_ms", "p50"), ("e2e_ms", "p95"), ("e2e_ms", "p99"), ("first_frame_ms",), ("fps",),
-           ("dropped_frames",), ("av_offset_ms", "p50"), ("cpu", "process_pct"))
+           ("dropped_frames",), ("av_offset_ms", "p50"), ("cpu", "process_pct"),
+           ("receiver_browser", "av_offset_ms", "p50"), ("receiver_browser", "fps_presented"))
 
 
 def _dig(d, path):
@@ -559,6 +565,18 @@ async def bench(args) -> dict[str, Any]:
             else:
                 runs = []
                 for i in range(args.runs):
+                    if args.browser:  # the receiver is the real client page in headless Chromium
+                        from .bench_browser import browser_round
+                        from .server import SESSIONS
+
+                        rnd, page = await browser_round(b, lambda: Round(b.app[SESSIONS], 1, b.gc), args.seconds,
+                                                        args.warmup, args.mark_late_ms / 1000.0)
+                        runs.append(round_figures(rnd, {"peers": []}, cfg, b.lookahead_ms))
+                        runs[-1]["receiver_browser"] = page
+                        print(f"run {i + 1}/{args.runs}: browser A/V offset "
+                              f"{(page.get('av_offset_ms') or {}).get('p50')} ms (p50), "
+                              f"presented fps {page.get('fps_presented')}", flush=True)
+                        continue
                     runs.append(await b.round(args.sessions))
                     print(f"run {i + 1}/{args.runs}: e2e p95 {runs[-1]['e2e_ms']['p95']} ms, "
                           f"fps {runs[-1]['fps']}, first frame {runs[-1]['first_frame_ms']} ms", flush=True)
@@ -624,6 +642,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--render-threads", type=int)
     p.add_argument("--audio-rx-buffer", choices=("shallow", "stock"), default="shallow",
                    help="inbound audio buffer: the server's (streaming/rtp_tuning.py) or aiortc's own (4 packets)")
+    p.add_argument("--browser", action="store_true",
+                   help="receive with the client page in headless Chromium (1 session): A/V offset and frame "
+                        "timing as the page presents them")
+    p.add_argument("--mark-late-ms", type=float, default=0.0,
+                   help="--browser, instrument check: place every other audio mark this much late")
     p.add_argument("-v", "--verbose", action="store_true")
     return p
 
@@ -637,12 +660,31 @@ def main(argv: list[str] | None = None) -> int:
     if args.seconds <= 0 or args.sessions < 1 or args.runs < 1 or args.warmup < 0:
         print("emolive bench: --seconds must be > 0, --sessions and --runs >= 1, --warmup >= 0", file=sys.stderr)
         return 2
+    if args.browser and (args.sessions != 1 or args.find_max_sessions or args.mark_late_ms < 0):
+        print("emolive bench: --browser measures one session (no --sessions K, no --find-max-sessions), "
+              "--mark-late-ms >= 0", file=sys.stderr)
+        return 2
     try:
         result = asyncio.run(bench(args))
     except (BenchError, OSError, ValueError) as e:
         print(f"emolive bench: {e}", file=sys.stderr)
         return 1
-    from .bench_report import markdown, plots
+    except RuntimeError as e:  # the browser bench's errors (BrowserBenchError, selenium's WebDriverException)
+        if not args.browser:
+            raise
+        print(f"emolive bench --browser: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}",
+              file=sys.stderr)
+        return 1
+    from .bench_report import plots
+    from .bench_report import markdown as _markdown
+
+    def markdown(r):
+        text = _markdown(r)
+        if r.get("receiver_browser"):
+            from .bench_browser import markdown_section
+
+            text += "\n" + markdown_section(r["receiver_browser"])
+        return text
 
     text = json.dumps(_public(result), indent=1)
     if args.json:
