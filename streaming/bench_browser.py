@@ -198,8 +198,36 @@ def mark_play_times(segments, clock: dict, rate: float) -> list[tuple[float, flo
     return out
 
 
-def analyse(raw: dict, plan: MarkPlan, fps: float, window: tuple[float, float] | None = None) -> dict[str, Any]:
-    """Figures from what the page recorded; `window` (page ms) limits them to the measured seconds."""
+OPUS_LOOKAHEAD = 312  # samples: libopus output lags its input by 6.5 ms (part of the offset a receiver sees)
+
+
+def delivery_line(ssrc: list, time_origin: float | None, rate: float) -> list[tuple[float, float]]:
+    """[(page time, page time - rtp / rate)] from getSynchronizationSources' audio rows: when Chromium
+    handed each RTP timestamp's audio to its playout (NetEq -> the <video> element's audio renderer)."""
+    if time_origin is None:
+        return []
+    rows = [(t - time_origin, int(rtp)) for kind, _, t, rtp in ssrc if kind == "audio"]
+    if len(rows) < 10:
+        return []
+    base = rows[0][1]
+    unwrapped = [(t, base + ((rtp - base + (1 << 31)) % (1 << 32)) - (1 << 31)) for t, rtp in rows]
+    return [(t, t - 1000.0 * rtp / rate) for t, rtp in unwrapped] if base is not None else []
+
+
+def delivered_at(line: list[tuple[float, float]], rtp: float, near: float, span_ms: float = 1500.0) -> float | None:
+    """Page time the audio of RTP timestamp `rtp` (unwrapped like the line) was delivered for playout:
+    the median of the line's offsets within span_ms of `near` (its rows come in 10 ms pulls of 20 ms
+    packets, in whole ms: one row is +-10 ms, the median of a second of them a few ms)."""
+    vals = [d for t, d in line if abs(t - near) <= span_ms]
+    return None if len(vals) < 10 else float(np.median(vals)) + 1000.0 * rtp / 48_000
+
+
+def analyse(raw: dict, plan: MarkPlan, fps: float, window: tuple[float, float] | None = None,
+            rtp_origin: tuple[int, int] | None = None) -> dict[str, Any]:
+    """Figures from what the page recorded; `window` (page ms) limits them to the measured seconds.
+
+    rtp_origin (the first audio RTP timestamp the server sent, the timeline sample it carried)
+    enables the cross-check with getSynchronizationSources (when each mark was handed to playout)."""
     period = 1000.0 / fps
     rows = [r for r in raw["video"] if window is None or window[0] <= r[EDT] <= window[1]]
     if len(rows) < 3:
@@ -241,13 +269,16 @@ def analyse(raw: dict, plan: MarkPlan, fps: float, window: tuple[float, float] |
     with_id = [(r[FID], r[EDT]) for r in rows if r[FID] >= 0]
     if not with_id:
         raise BrowserBenchError("no frame id could be read in the page (is runner.mark_frames set?)")
-    line = float(np.median([t - k * period for k, t in with_id]))  # page time ~ line + k * period
+    vline = float(np.median([t - k * period for k, t in with_id]))  # page time ~ vline + k * period
+    line = delivery_line(raw.get("ssrc", []), info.get("timeOrigin"), rate) if rtp_origin else []
+    if line:
+        first_rtp = next(rtp for kind, _, _, rtp in raw["ssrc"] if kind == "audio")
     offsets, per_mark, unmatched = [], [], 0
     for t_a, score in marks:
         if window is not None and not window[0] <= t_a <= window[1]:
             continue
         # the mark nearest in time (unambiguous while |offset| < half the mark period)
-        m = round((t_a - line) / (plan.every * period))
+        m = round((t_a - vline) / (plan.every * period))
         k = plan.frame(m) % 65536
         row = shown.get(k)
         if m < 0 or row is None:
@@ -255,14 +286,29 @@ def analyse(raw: dict, plan: MarkPlan, fps: float, window: tuple[float, float] |
             continue
         off = row[EDT] - t_a
         offsets.append(off)
-        per_mark.append({"mark": m, "frame": plan.frame(m), "offset_ms": round(off, 2),
-                         "presented_offset_ms": round(row[PT] - t_a, 2), "score": round(score, 3)})
+        entry = {"mark": m, "frame": plan.frame(m), "offset_ms": round(off, 2),
+                 "presented_offset_ms": round(row[PT] - t_a, 2), "score": round(score, 3)}
+        if line:
+            # the mark's RTP timestamp as the page unwrapped them: sent at ts0 for timeline sample p0
+            ts = rtp_origin[0] + plan.position(m) - rtp_origin[1] + OPUS_LOOKAHEAD
+            rel = ((ts - first_rtp + (1 << 31)) % (1 << 32)) - (1 << 31)
+            t_d = delivered_at(line, first_rtp + rel, t_a)
+            if t_d is not None:
+                entry["delivered_to_output_ms"] = round(t_a - t_d, 2)
+                entry["offset_at_delivery_ms"] = round(row[EDT] - t_d, 2)
+        per_mark.append(entry)
     out["marks"] = {"found": len(marks), "matched": len(offsets), "unmatched": unmatched, "every": plan.every}
     out["av_offset_ms"] = _pct(offsets)
     if out["av_offset_ms"] is not None:
         out["av_offset_ms"].update({"sign": "positive: the picture is shown after its sound",
                                     "thresholds_ms": {"audio_early": 45, "audio_late": -125, "target_abs": 20}})
         out["av_offset_presented_ms"] = _pct(p["presented_offset_ms"] for p in per_mark)
+        x = [p for p in per_mark if "delivered_to_output_ms" in p]
+        if x:  # cross-check: the audio's hand-over to playout as Chromium reports it, a few ms resolution
+            out["cross_check"] = {
+                "what": "getSynchronizationSources: when each mark's RTP timestamp was handed to playout",
+                "delivered_to_webaudio_output_ms": _pct(p["delivered_to_output_ms"] for p in x),
+                "av_offset_at_delivery_ms": _pct(p["offset_at_delivery_ms"] for p in x)}
     out["per_mark"] = per_mark
     return out
 
@@ -344,7 +390,10 @@ async def browser_round(b, rnd_factory, seconds: float, warmup: float, plan_late
         rnd.finish()
         await asyncio.sleep(0.5)  # the window's last marks are still in the jitter buffers
         await asyncio.to_thread(probe.take)
-        fig = analyse(probe.raw, plan, runner.scheduler.config.fps, (p0, p1))
+        # aiortc's audio RTP timestamps follow the frames' pts (an audio skip jumps both)
+        origin = (runner.audio_first_rtp_ts, runner.stream_origin.get("audio"))
+        fig = analyse(probe.raw, plan, runner.scheduler.config.fps, (p0, p1),
+                      rtp_origin=origin if None not in origin else None)
     except WebDriverException as e:
         raise BrowserBenchError(f"the browser failed: {e.msg}") from e
     finally:

@@ -87,6 +87,7 @@
     }
     await ctx.resume();
     bench.info.sampleRate = ctx.sampleRate;
+    bench.info.timeOrigin = performance.timeOrigin;  // getSynchronizationSources' times are epoch ms
     bench.info.baseLatency = ctx.baseLatency;
     setInterval(() => {
       const ts = ctx.getOutputTimestamp();
