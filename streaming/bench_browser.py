@@ -419,7 +419,7 @@ def markdown_section(fig: dict[str, Any]) -> str:
     v, a = st.get("video", {}), st.get("audio", {})
     oc = fig.get("output_clock") or {}
     rows = [
-        ("A/V offset at display p50 / p95 / min / max (ms, + = picture after its sound; target |x| <= 20, "
+        ("A/V offset at display p50 / p95 / min / max (ms, + = picture after its sound; target within +-20, "
          "noticed beyond +45 / -125)",
          f"{_f(av.get('p50'))} / {_f(av.get('p95'))} / {_f(av.get('min'))} / {_f(av.get('max'))} "
          f"({av.get('n', 0)} marks)"),

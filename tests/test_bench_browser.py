@@ -1,0 +1,67 @@
+"""The browser bench's instrument, in a real headless Chromium: frame ids read in the page, and audio
+marks placed a known 80 ms late are reported 80 ms later (checks the instrument, not the speed)."""
+import shutil
+import time
+
+import numpy as np
+import pytest
+
+from streaming.bench_audio_marks import MarkPlan
+from streaming.bench_browser import BrowserProbe, analyse, markdown_section
+from streaming.server import SESSIONS
+from test_server_browser import ThreadedServer
+from test_server_loopback import parts, speech_wav  # noqa: F401  (shared fixtures)
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(180),
+              pytest.mark.skipif(not shutil.which("chromedriver"), reason="needs Debian chromium-driver")]
+
+LATE_MS = 80.0
+VSYNC_MS = 1000.0 / 60  # headless Chromium composites at 60 Hz: display times come in these steps
+
+
+def test_marks_placed_late_are_reported_late_and_frame_ids_are_read(parts, speech_wav):  # noqa: F811
+    with ThreadedServer(parts) as server:
+        probe = BrowserProbe(str(speech_wav))
+        try:
+            sid = probe.open(server.url)
+            runner = server.call(lambda: server.app[SESSIONS][sid])
+            cfg = runner.scheduler.config
+            # every other mark (odd m) LATE_MS after the first sample of its frame; even ones on it
+            plan = MarkPlan(cfg.samples_per_video_frame, every=25, late=round(LATE_MS / 1000 * cfg.sample_rate))
+
+            def mark():
+                runner.mark_frames = True
+                runner.mark_audio = plan
+            server.call(mark)
+            assert "error" not in probe.arm()
+            time.sleep(1.0)
+            p0 = probe.now()
+            for _ in range(4):
+                time.sleep(4.0)
+                probe.take()
+            p1 = probe.now()
+            time.sleep(0.5)  # the window's last marks are still in the jitter buffers
+            probe.take()
+            sent = server.call(lambda: runner.counters["frames_sent"])
+        finally:
+            probe.close()
+    fig = analyse(probe.raw, plan, cfg.fps, (p0, p1))
+    print(markdown_section(fig))
+    print([(p["mark"], p["offset_ms"]) for p in fig["per_mark"]])
+
+    # Frame ids read from the pixels in the page: increasing, nearly all consecutive, the frames sent.
+    ids = fig["frame_ids"]
+    assert ids["backwards"] == 0 and ids["unreadable"] <= 0.02 * (ids["read"] + ids["unreadable"]), ids
+    assert ids["read"] >= 0.5 * cfg.fps * (p1 - p0) / 1000, ids
+    assert ids["consecutive"] >= 0.8 * ids["read"], ids
+    assert ids["last"] <= sent, (ids, sent)
+
+    # Each odd mark against the mean of its even neighbours (the receiver's buffers drift slowly, so
+    # neighbours share their state): 80 ms more audio delay, so the offset (picture - sound) is 80 ms
+    # smaller. Each offset is exact to ~0.1 ms on the audio side and quantised to the 60 Hz vsync on
+    # the picture side, so the median of the differences is within one vsync of -80 ms.
+    off = {p["mark"]: p["offset_ms"] for p in fig["per_mark"]}
+    assert fig["marks"]["matched"] >= 10 and fig["marks"]["unmatched"] == 0, fig["marks"]
+    d = [off[m] - (off[m - 1] + off[m + 1]) / 2 for m in off if m % 2 and m - 1 in off and m + 1 in off]
+    assert len(d) >= 4, off
+    assert abs(float(np.median(d)) + LATE_MS) <= VSYNC_MS, (d, off)
