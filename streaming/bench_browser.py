@@ -235,6 +235,8 @@ def analyse(raw: dict, plan: MarkPlan, fps: float, window: tuple[float, float] |
     info = raw.get("info", {})
     rate = float(info.get("sampleRate") or 48_000)
     out: dict[str, Any] = {"capture": info.get("capture"), "sample_rate": rate}
+    streams = {m.split()[0] for m in info.get("msid") or []}
+    out["one_stream"] = len(streams) == 1 if streams else None  # Chromium syncs audio and video only if so
 
     # -- frame timing: presented frames, their intervals, the ids they show
     t0, t1 = rows[0][EDT], rows[-1][EDT]

@@ -120,6 +120,8 @@
     const pc = window.emolive.pc, v = document.getElementById("avatar");
     const audio = pc.getReceivers().map((r) => r.track).find((t) => t && t.kind === "audio");
     if (!audio) throw new Error("no remote audio track");
+    // Chromium lip-syncs only tracks of one stream (the msid's first word)
+    bench.info.msid = (pc.remoteDescription.sdp.match(/^a=msid:.*$/gm) || []).map((l) => l.slice(7).trim());
     watchVideo(v);
     watchRtc(pc);
     await watchAudio(audio);
