@@ -170,6 +170,7 @@ class Round:
         runner = self._sessions.get(sid)
         if runner is not None:
             runner.mark_frames = True
+            runner.mark_audio = True  # chirps at known frames (streaming/bench_audio_marks.py)
             self.runners[sid] = runner
 
     @staticmethod
@@ -275,6 +276,35 @@ def _receiver_figures(peer: dict, runner, t0: float, t1: float) -> dict[str, Any
     out["av_offset_ms"] = _pct(offsets) if offsets else None
     if offsets:
         out["av_offset_ms"]["mean"] = round(float(np.mean(offsets)), 2)
+    out["av_offset_marks_ms"] = _marks_offset(peer.get("audio_marks") or [], marked, spf, fs, rate, t0, t1)
+    return out
+
+
+def _marks_offset(marks: list, marked: list, spf: int, fs: int, rate: int, t0: float, t1: float) -> dict | None:
+    """A/V offset from the audio marks (bench_audio_marks): the decoded frame k's return time minus the
+    return time of the decoded audio holding the mark at frame k's first sample (+ its place in it)."""
+    from .bench_audio_marks import MarkPlan
+
+    if not marks or not marked:
+        return None
+    plan = MarkPlan(spf)
+    period = spf / rate
+    shown: dict[int, float] = {}
+    for t, _, fid in marked:
+        shown.setdefault(fid, t)
+    vline = float(np.median([t - fid * period for t, _, fid in marked]))
+    offsets = []
+    for t_a, _, _ in marks:
+        if not t0 <= t_a <= t1:
+            continue
+        m = round((t_a - vline) / (plan.every * period))  # the nearest mark: |offset| < half a mark period
+        t_v = shown.get(plan.frame(m) % 65536)
+        if m >= 0 and t_v is not None:
+            offsets.append(1000.0 * (t_v - t_a))
+    if not offsets:
+        return None
+    out = _pct(offsets)
+    out["mean"] = round(float(np.mean(offsets)), 2)
     return out
 
 

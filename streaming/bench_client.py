@@ -7,8 +7,11 @@ pass, then measures for N seconds. It talks to the parent on stdout, one
 line per event: `SESSION <id>`, `MEASURE_START <t>`, `MEASURE_END <t>`,
 `DONE`; times are time.monotonic (CLOCK_MONOTONIC, shared by the processes of
 one machine), so the parent can line them up with its own. OUT.json holds,
-per peer, the arrival time, pts and stamped frame id of each video frame and
-the arrival time and pts of each audio frame.
+per peer, the arrival time, pts and stamped frame id of each video frame,
+the arrival time and pts of each audio frame, and the audio marks found in
+the decoded audio (streaming/bench_audio_marks.py; the server mixes them in
+when the bench sets runner.mark_audio): (time the decoded frame holding the
+mark's first sample was returned + the onset's place in it, its pts, score).
 """
 from __future__ import annotations
 
@@ -21,7 +24,10 @@ from pathlib import Path
 
 import numpy as np
 
+from .bench_audio_marks import detect
 from .bench_marks import read as read_mark
+
+AUDIO_KEEP_S = 120.0  # decoded audio kept per peer for the mark search (mono int16: 11.5 MB)
 
 
 def say(line: str) -> None:
@@ -39,6 +45,8 @@ class Peer:
         self.answer_at: float | None = None
         self.video: list[tuple[float, int, int]] = []  # (arrival, pts, frame id or -1)
         self.audio: list[tuple[float, int, int]] = []  # (arrival, pts, samples)
+        self.pcm: list[np.ndarray] = []  # decoded mono int16 of each audio frame (bounded, for the marks)
+        self.pcm_samples = 0
         # RTP packets as they arrive, before aiortc's jitter buffers (audio holds 4 packets, video a frame):
         # (arrival, timestamp, marker) per kind
         self.rtp: dict[str, list[tuple[float, int, int]]] = {"audio": [], "video": []}
@@ -108,6 +116,32 @@ class Peer:
             except MediaStreamError:
                 return
             self.audio.append((time.monotonic(), int(frame.pts), int(frame.samples)))
+            a = frame.to_ndarray()
+            mono = a.reshape(-1, len(frame.layout.channels))[:, 0] if frame.format.is_packed else a[0]
+            self.pcm.append(mono.astype(np.int16, copy=True))
+            self.pcm_samples += len(mono)
+            while self.pcm_samples > AUDIO_KEEP_S * frame.sample_rate:  # the oldest first
+                self.pcm_samples -= len(self.pcm[0])
+                del self.pcm[0]
+
+    def marks(self) -> list[tuple[float, int, float]]:
+        """Audio marks in what was decoded: (return time of the frame with the onset + its offset in
+        the frame, mark pts, score). Searched in runs of frames with contiguous pts."""
+        frames = self.audio[len(self.audio) - len(self.pcm):]
+        out: list[tuple[float, int, float]] = []
+        i = 0
+        while i < len(frames):
+            j = i + 1
+            while j < len(frames) and frames[j][1] == frames[j - 1][1] + frames[j - 1][2]:
+                j += 1
+            pcm = np.concatenate(self.pcm[i:j]).astype(np.float32) / 32767.0
+            starts = np.cumsum([0] + [f[2] for f in frames[i:j]])
+            for onset, score in detect(pcm):
+                n = int(np.searchsorted(starts, onset, side="right")) - 1
+                t, pts, _ = frames[i + n]
+                out.append((t + (onset - starts[n]) / 48_000, int(round(pts + onset - starts[n])), score))
+            i = j
+        return out
 
     async def close(self) -> None:
         if self.player is not None and self.player.audio is not None:
@@ -120,7 +154,8 @@ class Peer:
 
     def record(self) -> dict:
         return {"session_id": self.session_id, "offer_at": self.offer_at, "answer_at": self.answer_at,
-                "video": self.video, "audio": self.audio, "rtp": self.rtp, "error": self.error}
+                "video": self.video, "audio": self.audio, "rtp": self.rtp, "error": self.error,
+                "audio_marks": self.marks()}
 
 
 async def run(args) -> int:
