@@ -25,6 +25,9 @@ class ServerConfig(BaseModel):
     render_budget_s: float = Field(0.02, gt=0, le=1)  # time a frame may take to render, part of the latency
     jitter_s: float = Field(0.01, ge=0, le=1)  # input jitter headroom, part of the latency
     max_sessions: int = Field(4, ge=1)
+    # Processes the sessions are spread over (streaming/front.py): one aiortc process tops out near
+    # 1.5 cores and a crash ends only its own sessions. "auto": one per core, at most max_sessions.
+    workers: int | Literal["auto"] = 1
     render_threads: int = Field(2, ge=1)
     # "tuned": streaming/encoders.py (no denoiser, faster presets, capped bitrate, fewer rebuilds);
     # "aiortc": aiortc's own encoders, as they come
@@ -49,6 +52,18 @@ class ServerConfig(BaseModel):
     push_frames_per_s: float = Field(200.0, gt=0)  # binary frames per second on /push (burst 2x)
     record: str | None = None  # --record OUT.mp4: what is sent, per session (OUT-<sid8>.mp4 after the first)
     record_queue_frames: int = Field(50, ge=2)  # video frames waiting for the encoder; beyond it frames are dropped
+
+
+def worker_count(config: ServerConfig) -> int:
+    """Processes to run; ValueError (one line) for settings that need a single process."""
+    n = min(os.cpu_count() or 1, config.max_sessions) if config.workers == "auto" else config.workers
+    if n < 1:
+        raise ValueError("workers must be >= 1 or 'auto'")
+    if n > 1 and config.mic:
+        raise ValueError("--mic needs a single process (--workers 1): one process owns the microphone")
+    if n > 1 and config.record is not None:
+        raise ValueError("--record needs a single process (--workers 1): recordings are named per process")
+    return n
 
 
 def load_config(path: str | Path | None = None, **overrides) -> ServerConfig:

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from engine.emotion import EmotionError
 
-from .config import ServerConfig, load_config
+from .config import ServerConfig, load_config, worker_count
 from .control import HARD_SIZE_FACTOR, ControlConnection, image_message_limit
 from .parts import EngineParts, EngineUnavailable, real_parts
 from .push import HARD_FRAME_BYTES, PushConnection, PushFeed
@@ -340,16 +340,21 @@ def create_app(config: ServerConfig, parts: EngineParts | None = None,
     return app
 
 
-def run(config: ServerConfig, parts: EngineParts | None = None) -> None:
-    """Serve until interrupted (Ctrl-C)."""
-    app = create_app(config, parts)
-    # Build the default avatar and its renderer once before serving: the first offer
-    # must not pay for the avatar build and the warp kernel's load before its first
-    # frame; a bad --avatar fails here, at start, with its own message.
+def prepare_default_avatar(app: web.Application) -> None:
+    """Build the default avatar and its renderer once before serving: the first offer must not pay
+    for the avatar build and the warp kernel's load before its first frame; a bad --avatar fails
+    here, at start, with its own message."""
+    config = app[CONFIG]
     try:
         app[PARTS].renderer_factory(config.avatar).close()
     except Exception as e:  # noqa: BLE001 - AvatarError, RendererError, ...: the operator's to fix
         raise EngineUnavailable(f"cannot prepare the avatar {config.avatar or '(default)'}: {e}") from e
+
+
+def run(config: ServerConfig, parts: EngineParts | None = None) -> None:
+    """Serve until interrupted (Ctrl-C)."""
+    app = create_app(config, parts)
+    prepare_default_avatar(app)
     log.info("emolive serving on http://%s:%d/", config.host, config.port)
     web.run_app(app, host=config.host, port=config.port, print=None)
 
@@ -363,6 +368,8 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     p.add_argument("--renderer")
     p.add_argument("--fps", type=int)
     p.add_argument("--max-sessions", type=int)
+    p.add_argument("--workers", help="processes to spread the sessions over (a number, or 'auto': one per "
+                   "core); 1 (the default) serves everything from this process")
     p.add_argument("--token", help="require this bearer token (or set EMOLIVE_TOKEN)")
     p.add_argument("--ice-loopback", action="store_true", default=None, help="offer 127.0.0.1 as ICE candidate")
     p.add_argument("--audio", metavar="FILE", help="play this file (wav, flac, mp3, ...) as every session's voice "
@@ -374,6 +381,27 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
                    "OUT-<session>.mp4)")
     p.add_argument("-v", "--verbose", action="store_true")
     return p
+
+
+class WorkerStartError(RuntimeError):
+    """Raised by streaming.front when a worker process cannot start (defined here: the front imports this module)."""
+
+
+def _workers_arg(value: str | None) -> int | str | None:
+    if value is None or value == "auto":
+        return value
+    if not value.isdigit():
+        raise ValueError(f"--workers must be a number or 'auto', got {value!r}")
+    return int(value)
+
+
+def run_front(config: ServerConfig, workers: int) -> None:
+    """Serve with the sessions spread over worker processes (streaming/front.py)."""
+    from .front import create_front
+
+    build_input(config)  # a bad --audio fails here with its message, not in every worker
+    log.info("emolive on http://%s:%d/: starting %d worker processes", config.host, config.port, workers)
+    web.run_app(create_front(config, workers), host=config.host, port=config.port, print=None)
 
 
 def _check_writable(path: str) -> None:
@@ -395,11 +423,16 @@ def main(argv: list[str] | None = None) -> int:
                              token=args.token, ice_loopback=args.ice_loopback, audio=args.audio,
                              audio_loop=args.loop, mic=args.mic,
                              mic_device=int(args.mic_device) if args.mic_device and args.mic_device.isdigit()
-                             else args.mic_device, record=args.record)
+                             else args.mic_device, record=args.record,
+                             workers=_workers_arg(args.workers))
+        workers = worker_count(config)
         if config.record is not None:
             _check_writable(config.record)
-        run(config)
-    except (OSError, ValueError, EngineUnavailable, InputUnavailable) as e:  # bad settings, busy port, ...
+        if workers > 1:
+            run_front(config, workers)
+        else:
+            run(config)
+    except (OSError, ValueError, EngineUnavailable, InputUnavailable, WorkerStartError) as e:  # bad settings, ...
         print(f"emolive serve: {e}")
         return 2
     return 0

@@ -1,0 +1,352 @@
+"""`emolive serve --workers N`: sessions spread over N worker processes behind one front.
+
+Why: one aiortc process tops out near 1.5 cores (the GIL), and a crash of one
+process should end only the sessions it holds. The front serves the page,
+admits offers (the server-wide --max-sessions), sends each to the worker with
+the fewest sessions, and relays that session's websockets (/ws, /push) and
+DELETE to it; /health and /metrics gather all workers. Media does not pass
+through here: the SDP answer carries the worker's own ICE candidates.
+A worker that dies loses its sessions only; the front starts a new one.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+from aiohttp import web
+
+from .config import ServerConfig
+from .control import HARD_SIZE_FACTOR, image_message_limit
+from .push import HARD_FRAME_BYTES
+from .server import CONFIG, MAX_OFFER_BYTES, STATIC, WorkerStartError, _fail, _guard, index
+
+log = logging.getLogger("emolive.front")
+POOL = web.AppKey("workers", object)
+START_TIMEOUT_S = 180.0  # a worker loads the models and builds the default avatar before it answers
+POLL_S = 1.0
+MAX_RESTARTS = 5  # per worker slot within RESTART_WINDOW_S; beyond, the slot stays down
+RESTART_WINDOW_S = 60.0
+
+
+class Worker:
+    def __init__(self, slot: int, socket: str) -> None:
+        self.slot = slot
+        self.socket = socket
+        self.proc: asyncio.subprocess.Process | None = None
+        self.http: aiohttp.ClientSession | None = None
+        self.sessions: set[str] = set()
+        self.pending = 0  # offers forwarded and not answered yet (admission counts them)
+        self.ready = False
+        self.restarts: list[float] = []
+        self.input_kind = "browser"
+
+    @property
+    def load(self) -> int:
+        return len(self.sessions) + self.pending
+
+    def url(self, path: str) -> str:
+        return f"http://worker{path}"  # the host is a placeholder: the connector goes to the socket
+
+    async def start(self, config: ServerConfig) -> None:
+        if os.path.exists(self.socket):
+            os.unlink(self.socket)
+        self.proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "streaming.worker", self.socket, stdin=asyncio.subprocess.PIPE,
+            cwd=str(Path(__file__).resolve().parents[1]))
+        settings = config.model_copy(update={"workers": 1})
+        self.proc.stdin.write(settings.model_dump_json().encode() + b"\n")
+        await self.proc.stdin.drain()  # stdin stays open: its EOF tells the worker the front is gone
+        self.http = aiohttp.ClientSession(connector=aiohttp.UnixConnector(path=self.socket))
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self.proc.returncode is not None:
+                raise WorkerStartError(f"worker {self.slot} exited with code {self.proc.returncode} while starting")
+            try:
+                async with self.http.get(self.url("/health")) as r:
+                    if r.status == 200:
+                        self.input_kind = (await r.json()).get("input", "browser")
+                        self.ready = True
+                        log.info("worker %d ready (pid %d)", self.slot, self.proc.pid)
+                        return
+            except (aiohttp.ClientError, OSError):
+                pass
+            await asyncio.sleep(0.2)
+        raise WorkerStartError(f"worker {self.slot} did not start within {START_TIMEOUT_S:.0f} s")
+
+    async def stop(self) -> None:
+        self.ready = False
+        if self.proc is not None and self.proc.returncode is None:
+            self.proc.stdin.close()  # EOF: the worker closes its sessions and exits
+            try:
+                await asyncio.wait_for(self.proc.wait(), 15)
+            except asyncio.TimeoutError:
+                self.proc.kill()
+                await self.proc.wait()
+        if self.http is not None:
+            await self.http.close()
+            self.http = None
+
+    async def poll(self) -> None:
+        async with self.http.get(self.url("/internal/sessions"), timeout=aiohttp.ClientTimeout(total=5)) as r:
+            self.sessions = set((await r.json())["sessions"])
+
+
+class WorkerPool:
+    def __init__(self, config: ServerConfig, count: int) -> None:
+        self.config = config
+        self._dir = tempfile.mkdtemp(prefix="emolive-workers-")
+        self.workers = [Worker(i, os.path.join(self._dir, f"w{i}.sock")) for i in range(count)]
+        self.routes: dict[str, Worker] = {}
+        self.counters = {"sessions_started": 0, "rejected_full": 0, "worker_restarts": 0, "worker_exits": 0}
+        self._monitor: asyncio.Task | None = None
+
+    async def start(self) -> None:
+        results = await asyncio.gather(*(w.start(self.config) for w in self.workers), return_exceptions=True)
+        failed = [r for r in results if isinstance(r, BaseException)]
+        if failed:
+            await asyncio.gather(*(w.stop() for w in self.workers), return_exceptions=True)
+            raise failed[0]
+        self._monitor = asyncio.get_running_loop().create_task(self._watch(), name="workers-watch")
+
+    async def stop(self) -> None:
+        if self._monitor is not None:
+            self._monitor.cancel()
+            await asyncio.gather(self._monitor, return_exceptions=True)
+        await asyncio.gather(*(w.stop() for w in self.workers), return_exceptions=True)
+        try:
+            os.rmdir(self._dir)
+        except OSError:
+            pass
+
+    def sessions(self) -> int:
+        return sum(w.load for w in self.workers if w.ready)
+
+    def pick(self) -> Worker | None:
+        ready = [w for w in self.workers if w.ready]
+        return min(ready, key=lambda w: (w.load, w.slot)) if ready else None
+
+    def forget(self, worker: Worker) -> None:
+        for sid in [s for s, w in self.routes.items() if w is worker]:
+            del self.routes[sid]
+        worker.sessions.clear()
+
+    async def _watch(self) -> None:
+        while True:
+            await asyncio.sleep(POLL_S)
+            for w in self.workers:
+                if w.proc is not None and w.proc.returncode is not None and w.ready:
+                    # Its sessions are gone with it; the others are untouched.
+                    log.error("worker %d (pid %d) exited with code %s; its %d session(s) ended",
+                              w.slot, w.proc.pid, w.proc.returncode, len(w.sessions))
+                    self.counters["worker_exits"] += 1
+                    w.ready = False
+                    self.forget(w)
+                    await self._restart(w)
+                elif w.ready:
+                    try:
+                        await w.poll()
+                    except (aiohttp.ClientError, OSError, asyncio.TimeoutError, ValueError, KeyError):
+                        continue  # busy or going down: the next round tells
+                    for sid in [s for s, x in self.routes.items() if x is w and s not in w.sessions]:
+                        del self.routes[sid]  # closed there
+
+    async def _restart(self, w: Worker) -> None:
+        now = time.monotonic()
+        w.restarts = [t for t in w.restarts if now - t < RESTART_WINDOW_S] + [now]
+        if len(w.restarts) > MAX_RESTARTS:
+            log.error("worker %d failed %d times in %.0f s; not restarting it", w.slot, len(w.restarts),
+                      RESTART_WINDOW_S)
+            return
+        await w.stop()
+        try:
+            await w.start(self.config)
+            self.counters["worker_restarts"] += 1
+        except WorkerStartError as e:
+            log.error("%s", e)
+
+
+# -- routes -------------------------------------------------------------------------------------
+def _forward_headers(request: web.Request) -> dict[str, str]:
+    # The front has checked origin and token; the worker checks the token again (same settings).
+    keep = ("Authorization", "Content-Type")
+    return {k: request.headers[k] for k in keep if k in request.headers}
+
+
+async def health(request: web.Request) -> web.Response:
+    pool: WorkerPool = request.app[POOL]
+    ready = [w for w in pool.workers if w.ready]
+    return web.json_response({
+        "status": "ok" if ready else "down", "sessions": pool.sessions(),
+        "max_sessions": pool.config.max_sessions, "input": ready[0].input_kind if ready else "browser",
+        "push": True, "recording": False,
+        "workers": [{"slot": w.slot, "ready": w.ready, "sessions": len(w.sessions),
+                     "pid": w.proc.pid if w.proc else None} for w in pool.workers]},
+        status=200 if ready else 503)
+
+
+async def offer(request: web.Request) -> web.Response:
+    pool: WorkerPool = request.app[POOL]
+    if (denied := _guard(request)) is not None:
+        return denied
+    if request.content_length is not None and request.content_length > MAX_OFFER_BYTES:
+        return _fail(413, "too_large", f"offer over {MAX_OFFER_BYTES} bytes")
+    body = await request.read()
+    if pool.sessions() >= pool.config.max_sessions:
+        pool.counters["rejected_full"] += 1
+        return _fail(503, "server_full", f"all {pool.config.max_sessions} sessions are in use; try again later")
+    worker = pool.pick()
+    if worker is None:
+        return _fail(503, "no_worker", "no worker process is running; see the server log")
+    worker.pending += 1  # held before any await: admission cannot be raced
+    try:
+        async with worker.http.post(worker.url(request.rel_url.path_qs), data=body, headers=_forward_headers(request)) as r:
+            text = await r.text()
+            status = r.status
+    except (aiohttp.ClientError, OSError) as e:
+        return _fail(502, "worker_unavailable", f"the worker did not answer: {e}")
+    finally:
+        worker.pending -= 1
+    if status == 200:
+        sid = json.loads(text).get("session_id")
+        if sid:
+            pool.routes[sid] = worker
+            worker.sessions.add(sid)
+            pool.counters["sessions_started"] += 1
+    return web.Response(text=text, status=status, content_type="application/json")
+
+
+def _route(request: web.Request, sid: str):
+    return request.app[POOL].routes.get(sid)
+
+
+async def relay_ws(request: web.Request) -> web.StreamResponse:
+    """/ws and /push: the session's worker speaks; frames and close codes pass both ways unchanged."""
+    if (denied := _guard(request)) is not None:
+        return denied
+    worker = _route(request, request.query.get("session", ""))
+    if worker is None:
+        return _fail(404, "no_session", "no such session (closed, or never opened)")
+    config = request.app[CONFIG]
+    limit = max(config.ws_max_message_bytes * HARD_SIZE_FACTOR, image_message_limit(config) + 1024,
+                HARD_FRAME_BYTES) + 1024  # the worker enforces the real limits and answers with its errors
+    try:
+        upstream = await worker.http.ws_connect(worker.url(request.rel_url.path_qs), max_msg_size=limit,
+                                                headers=_forward_headers(request))
+    except aiohttp.WSServerHandshakeError as e:
+        return _fail(e.status, "refused", e.message or "the session's worker refused the connection")
+    except (aiohttp.ClientError, OSError) as e:
+        return _fail(502, "worker_unavailable", f"the session's worker did not answer: {e}")
+    ws = web.WebSocketResponse(max_msg_size=limit, heartbeat=20)
+    await ws.prepare(request)
+
+    async def pump(src, dst) -> None:
+        async for msg in src:
+            if msg.type == aiohttp.WSMsgType.TEXT:
+                await dst.send_str(msg.data)
+            elif msg.type == aiohttp.WSMsgType.BINARY:
+                await dst.send_bytes(msg.data)
+            else:
+                break
+
+    down = asyncio.ensure_future(pump(upstream, ws))
+    up = asyncio.ensure_future(pump(ws, upstream))
+    try:
+        await asyncio.wait({down, up}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for t in (down, up):
+            t.cancel()
+        await asyncio.gather(down, up, return_exceptions=True)
+        # Whoever closed first, the other side gets its code and reason.
+        if upstream.closed and not ws.closed:
+            await ws.close(code=upstream.close_code or 1000, message=_reason(upstream))
+        elif not upstream.closed:
+            await upstream.close(code=ws.close_code or 1000)
+            if not ws.closed:
+                await ws.close()
+    return ws
+
+
+def _reason(ws) -> bytes:
+    ex = ws.exception()
+    return str(ex).encode()[:120] if ex else b""
+
+
+async def close_session(request: web.Request) -> web.Response:
+    if (denied := _guard(request)) is not None:
+        return denied
+    worker = _route(request, request.match_info["sid"])
+    if worker is None:
+        return _fail(404, "no_session", "no such session")
+    async with worker.http.delete(worker.url(request.rel_url.path_qs), headers=_forward_headers(request)) as r:
+        return web.Response(text=await r.text(), status=r.status, content_type="application/json")
+
+
+async def metrics(request: web.Request) -> web.Response:
+    """The front's figures, then every worker's with a worker label (one TYPE line per metric)."""
+    pool: WorkerPool = request.app[POOL]
+    lines = ["# TYPE emolive_workers gauge", f"emolive_workers {sum(w.ready for w in pool.workers)}"]
+    for name, value in pool.counters.items():
+        lines += [f"# TYPE emolive_front_{name}_total counter", f"emolive_front_{name}_total {value}"]
+    typed: set[str] = set()
+    for w in pool.workers:
+        if not w.ready:
+            continue
+        try:
+            async with w.http.get(w.url("/metrics"), timeout=aiohttp.ClientTimeout(total=5)) as r:
+                text = await r.text()
+        except (aiohttp.ClientError, OSError, asyncio.TimeoutError):
+            continue
+        lines += _labelled(text, w.slot, typed)
+    return web.Response(text="\n".join(lines) + "\n", content_type="text/plain", charset="utf-8",
+                        headers={"X-Content-Type-Options": "nosniff"})
+
+
+def _labelled(text: str, slot: int, typed: set[str]) -> list[str]:
+    out = []
+    for line in text.splitlines():
+        if not line:
+            continue
+        if line.startswith("#"):
+            if line not in typed:
+                typed.add(line)
+                out.append(line)
+            continue
+        name, _, value = line.rpartition(" ")
+        if "{" in name:
+            name = name.replace("{", f'{{worker="{slot}",', 1)
+        else:
+            name = f'{name}{{worker="{slot}"}}'
+        out.append(f"{name} {value}")
+    return out
+
+
+async def _start(app: web.Application) -> None:
+    await app[POOL].start()
+
+
+async def _stop(app: web.Application) -> None:
+    await app[POOL].stop()
+
+
+def create_front(config: ServerConfig, workers: int) -> web.Application:
+    app = web.Application(client_max_size=MAX_OFFER_BYTES * 2)
+    app[CONFIG] = config
+    app[POOL] = WorkerPool(config, workers)
+    app.router.add_get("/", index)
+    app.router.add_static("/static/", STATIC)
+    app.router.add_get("/health", health)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_post("/offer", offer)
+    app.router.add_get("/ws", relay_ws)
+    app.router.add_get("/push", relay_ws)
+    app.router.add_delete("/session/{sid}", close_session)
+    app.on_startup.append(_start)
+    app.on_cleanup.append(_stop)
+    return app

@@ -1,0 +1,137 @@
+"""`serve --workers N`: the front spreads sessions over worker processes, relays control, isolates crashes."""
+import asyncio
+import json
+import os
+import signal
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from streaming.config import ServerConfig, worker_count
+from streaming.front import POOL, create_front
+from test_server_loopback import connect
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
+TOKEN = "front-test-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+class Front:
+    def __init__(self, workers=2, **settings):
+        self.config = ServerConfig(ice_loopback=True, port=0, token=TOKEN, render_budget_s=0.06, jitter_s=0.04,
+                                   **settings)
+        self.workers = workers
+
+    async def __aenter__(self):
+        self.app = create_front(self.config, self.workers)
+        self.runner = web.AppRunner(self.app)
+        await self.runner.setup()  # starts the workers (models, default avatar) before it returns
+        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        await site.start()
+        self.url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"
+        self.http = aiohttp.ClientSession()
+        return self
+
+    async def __aexit__(self, *exc):
+        await self.http.close()
+        await self.runner.cleanup()
+
+    async def get(self, path):
+        async with self.http.get(self.url + path) as r:
+            return r.status, await r.text()
+
+
+async def frames(track, n, timeout=20.0):
+    for _ in range(n):
+        await asyncio.wait_for(track.recv(), timeout)
+
+
+def test_sessions_spread_relay_and_survive_a_worker_crash():
+    async def scenario():
+        async with Front(workers=2, max_sessions=3) as front:
+            a = await connect(front, headers=AUTH)
+            b = await connect(front, headers=AUTH)
+            pcs = [a[0], b[0]]
+            try:
+                assert a[2]["status"] == 200 and b[2]["status"] == 200, (a[2], b[2])
+                await asyncio.gather(frames(a[1]["video"], 5), frames(b[1]["video"], 5))
+                status, text = await front.get("/health")
+                health = json.loads(text)
+                assert status == 200 and health["sessions"] == 2
+                assert sorted(w["sessions"] for w in health["workers"]) == [1, 1]  # one per process
+
+                # Control goes to the session's own worker and back.
+                sid = a[2]["session_id"]
+                async with front.http.ws_connect(f"{front.url}/ws?session={sid}", headers=AUTH) as ws:
+                    await ws.send_str(json.dumps({"type": "set_emotion", "emotion": "happy", "intensity": 0.8}))
+                    event = await _next_event(ws, {"state", "error"})
+                    assert event["type"] == "state", event
+                    await ws.send_str("{not json")
+                    event = await _next_event(ws, {"error"})
+                    assert event["type"] == "error"
+                assert await _refused(front, "nope") == 404
+
+                # Without the token: refused at the front.
+                async with front.http.post(front.url + "/offer", json={"sdp": "x", "type": "offer"}) as r:
+                    assert r.status == 401
+                c = await connect(front, headers=AUTH)
+                pcs.append(c[0])
+                assert c[2]["status"] == 200
+                d = await connect(front, headers=AUTH)
+                pcs.append(d[0])
+                assert d[2]["status"] == 503 and d[2]["error"] == "server_full"
+
+                # Kill the process holding session a: b (on the other worker) keeps streaming.
+                health = json.loads((await front.get("/health"))[1])
+                pid_a = _pid_of(front, a[2]["session_id"])
+                os.kill(pid_a, signal.SIGKILL)
+                await frames(b[1]["video"], 50)  # two seconds of b's video after the crash
+                for _ in range(240):  # the front notices, forgets a's session and starts a new worker
+                    health = json.loads((await front.get("/health"))[1])
+                    if all(w["ready"] for w in health["workers"]) and pid_a not in [w["pid"] for w in
+                                                                                    health["workers"]]:
+                        break
+                    await asyncio.sleep(0.5)
+                else:
+                    pytest.fail(f"the crashed worker was not replaced: {health}")
+                metrics = (await front.get("/metrics"))[1]
+                assert "emolive_front_worker_exits_total 1" in metrics
+                assert 'emolive_sessions{worker="0"}' in metrics and 'emolive_sessions{worker="1"}' in metrics
+                assert await _refused(front, a[2]["session_id"]) == 404  # gone with its worker
+            finally:
+                for pc in pcs:
+                    await pc.close()
+    asyncio.run(scenario())
+
+
+async def _refused(front, sid):
+    try:
+        async with front.http.ws_connect(f"{front.url}/ws?session={sid}", headers=AUTH):
+            return None
+    except aiohttp.WSServerHandshakeError as e:
+        return e.status
+
+
+def _pid_of(front, sid):
+    return front.app[POOL].routes[sid].proc.pid
+
+
+async def _next_event(ws, types, timeout=10.0):
+    while True:
+        msg = await asyncio.wait_for(ws.receive(), timeout)
+        assert msg.type == aiohttp.WSMsgType.TEXT, msg
+        event = json.loads(msg.data)
+        if event.get("type") in types:
+            return event
+
+
+def test_worker_count_settings():
+    assert worker_count(ServerConfig(workers=3)) == 3
+    assert 1 <= worker_count(ServerConfig(workers="auto", max_sessions=2)) <= 2
+    with pytest.raises(ValueError, match="--mic"):
+        worker_count(ServerConfig(workers=2, mic=True))
+    with pytest.raises(ValueError, match="--record"):
+        worker_count(ServerConfig(workers=2, record="out.mp4"))
+    with pytest.raises(ValueError):
+        ServerConfig(workers="many")
