@@ -262,7 +262,8 @@ def analyse(raw: dict, plan: MarkPlan, fps: float, window: tuple[float, float] |
     clock = output_clock([o for o in raw["ots"]], rate)
     out["output_clock"] = {k: v for k, v in clock.items() if k != "offset_ms"}
     out["output_latency_s"] = {"base": info.get("baseLatency"), "output": info.get("outputLatency")}
-    marks = mark_play_times(audio_segments(raw["audio"]), clock, rate)
+    marks = [(t, sc) for t, sc in mark_play_times(audio_segments(raw["audio"]), clock, rate)
+             if window is None or window[0] <= t <= window[1]]
     shown: dict[int, list] = {}
     for r in raw["video"]:
         if r[FID] >= 0:
@@ -277,8 +278,6 @@ def analyse(raw: dict, plan: MarkPlan, fps: float, window: tuple[float, float] |
         first_rtp = next(rtp for kind, _, _, rtp in raw["ssrc"] if kind == "audio")
     offsets, per_mark, unmatched = [], [], 0
     for t_a, score in marks:
-        if window is not None and not window[0] <= t_a <= window[1]:
-            continue
         # the mark nearest in time (unambiguous while |offset| < half the mark period)
         m = round((t_a - vline) / (plan.every * period))
         k = plan.frame(m) % 65536
@@ -420,6 +419,8 @@ def markdown_section(fig: dict[str, Any]) -> str:
     st = fig.get("stats") or {}
     v, a = st.get("video", {}), st.get("audio", {})
     oc = fig.get("output_clock") or {}
+    xc = fig.get("cross_check") or {}
+    xd, xo = xc.get("av_offset_at_delivery_ms") or {}, xc.get("delivered_to_webaudio_output_ms") or {}
     rows = [
         ("A/V offset at display p50 / p95 / min / max (ms, + = picture after its sound; target within +-20, "
          "noticed beyond +45 / -125)",
@@ -442,6 +443,11 @@ def markdown_section(fig: dict[str, Any]) -> str:
         ("Chromium audio: jitter buffer (ms) / concealed (%) / accelerate, decelerate (samples)",
          f"{_f(a.get('jitter_buffer_ms'))} / {_f(a.get('concealed_pct'), 3)} / "
          f"{a.get('removedSamplesForAcceleration')}, {a.get('insertedSamplesForDeceleration')}"),
+        ("cross-check, A/V offset against the audio's hand-over to playout (getSynchronizationSources) "
+         "p50 / min / max (ms)", f"{_f(xd.get('p50'))} / {_f(xd.get('min'))} / {_f(xd.get('max'))}"),
+        ("hand-over to playout -> WebAudio output p50 (ms): the capture path's own delay",
+         _f(xo.get("p50"))),
+        ("audio and video in one stream (Chromium lip-syncs them)", _f(fig.get("one_stream"))),
         ("audio output clock: spread (ms) / drift (ppm) / rendered ahead of output (ms)",
          f"{_f(oc.get('spread_ms'), 2)} / {_f(oc.get('drift_ppm'))} / {_f(oc.get('render_ahead_ms'))}"),
     ]
