@@ -4,9 +4,6 @@ Prototypes follow Ekman & Friesen's EMFACS / Friesen & Ekman (1983) as tabulated
 by Matsumoto & Ekman, "Facial expression analysis", Scholarpedia 3(5):4237 (2008):
 happy AU6+12, sad AU1+4+15, surprise AU1+2+5B+26, fear AU1+2+4+5+7+20+26,
 anger AU4+5+7+23, disgust AU9+15+16, contempt unilateral AU12+14 (R12A+R14A).
-Fear here leaves AU7 out (round 4, docs/emotion.md): EMFACS's fear predictions
-(1+2+4+5+20+25/26/27, 1+2+4+5, 5+20, ...) have no AU7, which narrows the eye that
-AU5 widens, and actor 1001's fear takes score eyeSquint below his neutral.
 They are the starting point and the fallback of the calibrated directions
 (see engine/emotion/directions.py and scripts/emotion/calibrate_directions.py).
 """
@@ -47,7 +44,7 @@ PROTOTYPES: dict[str, tuple[tuple[str, str], ...]] = {
     "happy": (("6", "C"), ("12", "D")),
     "sad": (("1", "C"), ("4", "B"), ("15", "C"), ("17", "B")),
     "surprised": (("1", "D"), ("2", "D"), ("5", "B"), ("26", "C")),
-    "fear": (("1", "C"), ("2", "C"), ("4", "C"), ("5", "C"), ("20", "D"), ("26", "A")),
+    "fear": (("1", "C"), ("2", "C"), ("4", "C"), ("5", "C"), ("7", "B"), ("20", "D"), ("26", "A")),
     "angry": (("4", "D"), ("5", "B"), ("7", "C"), ("23", "C")),
     "disgusted": (("9", "D"), ("15", "C"), ("16", "B")),
     "contempt": (("12L", "C"), ("14L", "C")),
