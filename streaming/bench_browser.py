@@ -182,7 +182,7 @@ def output_clock(ots: list, rate: float) -> dict[str, Any]:
     ctx_s, perf = a[:, 1], a[:, 2]
     d = perf - 1000.0 * ctx_s
     slope = float(np.polyfit(ctx_s, perf, 1)[0]) if np.ptp(ctx_s) > 1.0 else None
-    return {"offset_ms": float(np.median(d)), "spread_ms": round(float(np.percentile(d, 95) - np.percentile(d, 5)), 2),
+    return {"offset_ms": float(np.median(d)), "ctx_s": ctx_s, "d": d, "spread_ms": round(float(np.percentile(d, 95) - np.percentile(d, 5)), 2),
             "drift_ppm": None if slope is None else round(1e6 * (slope / 1000.0 - 1.0), 1),
             # how far the context renders ahead of what leaves the output (the device latency it reports)
             "render_ahead_ms": round(float(np.median(1000.0 * (a[:, 3] - ctx_s))), 2),
@@ -190,11 +190,18 @@ def output_clock(ots: list, rate: float) -> dict[str, Any]:
 
 
 def mark_play_times(segments, clock: dict, rate: float) -> list[tuple[float, float]]:
-    """[(page time the mark starts leaving the output, score)] for every mark found in the capture."""
+    """[(page time the mark starts leaving the output, score)] for every mark found in the capture.
+
+    The context -> page time offset is the median of the output timestamps within 1 s of the mark
+    (not of the whole run): an overloaded renderer that glitches moves it, and only its neighbours
+    know by how much."""
     out = []
     for frame0, pcm in segments:
         for onset, score in detect(pcm, int(rate)):
-            out.append((1000.0 * (frame0 + onset) / rate + clock["offset_ms"], score))
+            c = (frame0 + onset) / rate
+            near = np.abs(clock["ctx_s"] - c) <= 1.0
+            off = float(np.median(clock["d"][near])) if near.sum() >= 3 else clock["offset_ms"]
+            out.append((1000.0 * c + off, score))
     return out
 
 
@@ -260,7 +267,7 @@ def analyse(raw: dict, plan: MarkPlan, fps: float, window: tuple[float, float] |
 
     # -- A/V offset at the marks
     clock = output_clock([o for o in raw["ots"]], rate)
-    out["output_clock"] = {k: v for k, v in clock.items() if k != "offset_ms"}
+    out["output_clock"] = {k: v for k, v in clock.items() if k not in ("offset_ms", "ctx_s", "d")}
     out["output_latency_s"] = {"base": info.get("baseLatency"), "output": info.get("outputLatency")}
     marks = [(t, sc) for t, sc in mark_play_times(audio_segments(raw["audio"]), clock, rate)
              if window is None or window[0] <= t <= window[1]]
