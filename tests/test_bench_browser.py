@@ -1,24 +1,57 @@
-"""The browser bench's instrument, in a real headless Chromium: frame ids read in the page, and audio
-marks placed a known 80 ms late are reported 80 ms later (checks the instrument, not the speed)."""
+"""The browser bench's instrument: its analysis on a synthetic page record with a known offset, and in a
+real headless Chromium, frame ids read in the page and audio marks placed a known 80 ms late reported
+80 ms later (checks the instrument, not the speed)."""
 import shutil
 import time
 
 import numpy as np
 import pytest
 
+from audio_helpers import speechlike
 from streaming.bench_audio_marks import MarkPlan
 from streaming.bench_browser import BrowserProbe, analyse, markdown_section
 from streaming.server import SESSIONS
 from test_server_browser import ThreadedServer
 from test_server_loopback import parts, speech_wav  # noqa: F401  (shared fixtures)
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(180),
-              pytest.mark.skipif(not shutil.which("chromedriver"), reason="needs Debian chromium-driver")]
 
 LATE_MS = 80.0
 VSYNC_MS = 1000.0 / 60  # headless Chromium composites at 60 Hz: display times come in these steps
 
 
+def synthetic_record(offset_ms: float, ctx_to_page_ms: float = 512.3, seconds: float = 12.0):
+    """What bench.js would record if frame k were displayed at 1000 + 40 k ms and the audio at frame
+    k's first sample left the output offset_ms before that (context time c leaves at c + ctx_to_page)."""
+    rate, plan = 48_000, MarkPlan(1920, every=25)
+    n = int(seconds * 25)
+    video = [[0, 1000.0 + 40 * k, 1000.0 + 40 * k - 8, 1000.0 + 40 * k - 30, None, k, k] for k in range(n)]
+    # context sample of timeline sample 0: it leaves at 1000 - offset_ms (page) = c * 1000 + ctx_to_page
+    c0 = (1000.0 - offset_ms - ctx_to_page_ms) / 1000 * rate
+    speech = speechlike(seconds + 1, sr=rate, seed=1) * 0.5
+    timeline0 = -round(c0)  # the capture starts at context sample 0
+    pcm = plan.mix(speech, timeline0)
+    frac = c0 - round(c0)  # sub-sample remainder, kept small: the marks sit on whole samples
+    blocks = [(i, (np.clip(pcm[i:i + 4096], -1, 1) * 32767).astype(np.int16)) for i in range(0, len(pcm), 4096)]
+    ots = [[0, t, t * 1000 + ctx_to_page_ms, t + 0.041] for t in np.arange(0.1, seconds, 0.05)]
+    raw = {"video": video, "audio": blocks, "ots": ots, "ssrc": [], "stats": [], "errors": [],
+           "info": {"sampleRate": rate, "capture": "audioworklet"}}
+    return raw, plan, frac * 1000 / rate
+
+
+@pytest.mark.parametrize("offset_ms", [37.0, -112.5, 0.0])
+def test_analysis_reports_a_known_offset(offset_ms):
+    raw, plan, rounding_ms = synthetic_record(offset_ms)
+    fig = analyse(raw, plan, 25, (1200.0, 11_000.0))
+    av = fig["av_offset_ms"]
+    assert fig["marks"]["matched"] >= 8 and fig["marks"]["unmatched"] == 0, fig["marks"]
+    assert abs(av["p50"] - offset_ms - rounding_ms) <= 0.1 and av["max"] - av["min"] <= 0.1, av
+    assert fig["frame_ids"]["consecutive"] == fig["frame_ids"]["read"] - 1 and fig["fps_presented"] == 25.0
+    assert fig["frame_interval_ms"]["p50"] == 40.0 and fig["callbacks_missed"] == 0
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+@pytest.mark.skipif(not shutil.which("chromedriver"), reason="needs Debian chromium-driver")
 def test_marks_placed_late_are_reported_late_and_frame_ids_are_read(parts, speech_wav):  # noqa: F811
     with ThreadedServer(parts) as server:
         probe = BrowserProbe(str(speech_wav))
