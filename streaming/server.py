@@ -318,6 +318,9 @@ def create_app(config: ServerConfig, parts: EngineParts | None = None,
     from .rtp_tuning import install as shallow_audio_receive_buffer
 
     shallow_audio_receive_buffer()  # the scheduler has its own jitter headroom: no 80 ms hold in aiortc
+    from .aiortc_speedups import install as aiortc_speedups
+
+    aiortc_speedups()
     app = web.Application(client_max_size=MAX_OFFER_BYTES * 2)
     app[CONFIG] = config
     app[INPUT] = source if source is not None else build_input(config)  # a bad --audio / --mic fails first

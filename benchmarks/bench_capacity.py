@@ -1,0 +1,244 @@
+"""Capacity of `emolive serve` as deployed: K sessions against the real server process(es), K stepped up.
+
+    .venv/bin/python benchmarks/bench_capacity.py --workers 2 --max-sessions 6 --seconds 15 --warmup 5 \
+        --json out/perf/capacity_workers.json --markdown out/perf/capacity_workers.md
+
+With `--client light` the viewers are benchmarks/light_peers.py (no decoding,
+speech encoded once): stand-ins for remote viewers whose decoding is not this
+machine's work. Unlike `emolive bench` (which runs the server inside the bench to read every
+stage), this starts `python -m streaming.server --workers W` as its own
+process tree and drives it with the bench's client peers
+(streaming/bench_client.py, another process: K aiortc peers that send real
+speech and receive video and audio on loopback). Per step it reads each
+session's counters from /metrics at the client's MEASURE_START and
+MEASURE_END, and the CPU time of the server processes (front + workers) and
+of the client from /proc. A step holds when every session sent >= 95 % of
+the target fps and at most --max-drop-pct of its frames were dropped or
+repeated, in the server's own counters; the frames the client received are
+reported next to them.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import socket
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from streaming.bench import BenchError, git_rev, machine_info, speech_file  # noqa: E402
+
+TICK = os.sysconf("SC_CLK_TCK")
+COUNTERS = ("frames_sent", "frames_dropped", "frames_repeated")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _tree(pid: int) -> list[int]:
+    """pid and its descendants (the front's workers)."""
+    children: dict[int, list[int]] = {}
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                ppid = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(d.name))
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo += children.get(p, [])
+    return out
+
+
+def _cpu_s(pids: list[int]) -> float:
+    total = 0
+    for p in pids:
+        try:
+            f = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(f[11]) + int(f[12])  # utime + stime of the process (all its threads)
+        except (OSError, IndexError, ValueError):
+            pass
+    return total / TICK
+
+
+_LINE = re.compile(r'^emolive_session_(\w+)\{(?:worker="(\d+)",)?session="([^"]+)"\} (\S+)$')
+
+
+def _per_session(metrics: str) -> dict[str, dict[str, float]]:
+    out: dict[str, dict[str, float]] = {}
+    for line in metrics.splitlines():
+        m = _LINE.match(line)
+        if m:
+            key, worker, sid, value = m.groups()
+            out.setdefault(sid, {})[key] = float(value)
+            if worker is not None:
+                out[sid]["worker"] = int(worker)
+    return out
+
+
+async def _get(url: str) -> str:
+    import aiohttp
+
+    async with aiohttp.ClientSession() as http:
+        async with http.get(url, timeout=aiohttp.ClientTimeout(total=10)) as r:
+            return await r.text()
+
+
+async def step(args, k: int, audio: str, workdir: Path) -> dict:
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "streaming.server", "--port", str(port), "--ice-loopback", "--workers",
+        str(args.workers), "--max-sessions", str(max(k, 1)), *(["--config", args.config] if args.config else []),
+        cwd=ROOT, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+    try:
+        for _ in range(int(args.start_timeout / 0.5)):
+            try:
+                if json.loads(await _get(url + "/health")).get("status") == "ok":
+                    break
+            except Exception:  # noqa: BLE001 - not up yet
+                pass
+            if server.returncode is not None:
+                raise BenchError(f"the server exited with code {server.returncode} while starting")
+            await asyncio.sleep(0.5)
+        else:
+            raise BenchError("the server did not start")
+        out = workdir / f"client_{k}.json"
+        peers = (["-m", "streaming.bench_client"] if args.client == "full"
+                 else [str(ROOT / "benchmarks" / "light_peers.py")])
+        client = await asyncio.create_subprocess_exec(
+            sys.executable, *peers, "--url", url, "--sessions", str(k), "--audio", audio,
+            "--warmup", str(args.warmup), "--seconds", str(args.seconds), "--out", str(out), cwd=ROOT,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
+        marks: dict[str, dict] = {}
+        load = {}
+        while True:
+            line = (await client.stdout.readline()).decode().strip()
+            if not line:
+                break
+            word = line.split()[0]
+            if word in ("MEASURE_START", "MEASURE_END"):
+                pids = _tree(server.pid)
+                marks[word] = {"t": time.monotonic(), "metrics": _per_session(await _get(url + "/metrics")),
+                               "server_cpu_s": _cpu_s(pids), "client_cpu_s": _cpu_s([client.pid]),
+                               "server_processes": len(pids)}
+                load[word] = os.getloadavg()
+        await client.wait()
+        if set(marks) != {"MEASURE_START", "MEASURE_END"}:
+            raise BenchError(f"the client peers did not complete (exit {client.returncode})")
+    finally:
+        if server.returncode is None:
+            server.terminate()
+            try:
+                await asyncio.wait_for(server.wait(), 30)
+            except asyncio.TimeoutError:
+                server.kill()
+    a, b = marks["MEASURE_START"], marks["MEASURE_END"]
+    span = b["t"] - a["t"]
+    sessions = []
+    for sid, end in b["metrics"].items():
+        start = a["metrics"].get(sid, {})
+        d = {c: end.get(c, 0.0) - start.get(c, 0.0) for c in COUNTERS}
+        sent = d["frames_sent"]
+        sessions.append({"session": sid, "worker": end.get("worker"), "fps_sent": round(sent / span, 2),
+                         "dropped": int(d["frames_dropped"]), "repeated": int(d["frames_repeated"]),
+                         "drop_pct": round(100.0 * (d["frames_dropped"] + d["frames_repeated"]) / max(sent, 1), 2),
+                         "e2e_ms_p95": end.get("e2e_ms_p95"), "e2e_ms_p50": end.get("e2e_ms_p50")})
+    received = _received_fps(json.loads(out.read_text()), a["t"], b["t"])
+    fps_min = min((s["fps_sent"] for s in sessions), default=0.0)
+    drop_max = max((s["drop_pct"] for s in sessions), default=100.0)
+    holds = len(sessions) == k and fps_min >= 0.95 * args.fps and drop_max <= args.max_drop_pct
+    return {"sessions": k, "holds": holds, "fps_sent_min": fps_min, "drop_pct_max": drop_max,
+            "fps_received": received, "seconds": round(span, 2),
+            "server_cpu_pct": round(100.0 * (b["server_cpu_s"] - a["server_cpu_s"]) / span, 1),
+            "client_cpu_pct": round(100.0 * (b["client_cpu_s"] - a["client_cpu_s"]) / span, 1),
+            "server_processes": b["server_processes"], "load_average": {"start": load.get("MEASURE_START"),
+                                                                       "end": load.get("MEASURE_END")},
+            "per_session": sessions}
+
+
+def _received_fps(client: dict, t0: float, t1: float) -> list[float]:
+    return [round(sum(1 for v in p["video"] if t0 <= v[0] <= t1) / (t1 - t0), 2) for p in client["peers"]]
+
+
+def markdown(result: dict) -> str:
+    rows = ["| sessions | fps sent, min | dropped + repeated, max | fps received | server CPU (% of one core) "
+            "| client CPU | e2e p95 per session (ms) | held |", "|---|---|---|---|---|---|---|---|"]
+    for s in result["steps"]:
+        e2e = ", ".join(f"{x['e2e_ms_p95']:.0f}" for x in s["per_session"] if x.get("e2e_ms_p95") is not None)
+        rows.append(f"| {s['sessions']} | {s['fps_sent_min']} | {s['drop_pct_max']} % | "
+                    f"{min(s['fps_received'], default=0)}-{max(s['fps_received'], default=0)} | "
+                    f"{s['server_cpu_pct']} | {s['client_cpu_pct']} | {e2e} | {'yes' if s['holds'] else 'no'} |")
+    return (f"Capacity: {result['capacity']} session(s) at {result['fps']} fps with {result['workers']} worker(s), "
+            f"{result['client']} viewer peers\n\n"
+            + "\n".join(rows) + "\n")
+
+
+async def main_async(args) -> dict:
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="emolive-capacity-") as tmp:
+        audio, described = speech_file(args.audio, Path(tmp))
+        steps = []
+        ks = [args.sessions] if args.sessions else range(1, args.max_sessions + 1)
+        for k in ks:
+            s = await step(args, k, audio, Path(tmp))
+            print(f"{k} session(s): fps sent min {s['fps_sent_min']}, dropped+repeated max {s['drop_pct_max']} %, "
+                  f"server CPU {s['server_cpu_pct']} %, client CPU {s['client_cpu_pct']} %, "
+                  f"{'holds' if s['holds'] else 'does not hold'}", flush=True)
+            steps.append(s)
+            if not s["holds"] and not args.sessions:
+                break
+    held = [s["sessions"] for s in steps if s["holds"]]
+    return {"capacity": max(held, default=0), "workers": args.workers, "client": args.client, "fps": args.fps, "steps": steps,
+            "input": described, "command": " ".join(sys.argv), "git_rev": git_rev(), "machine": machine_info(),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--workers", default="1", help="as for emolive serve (a number or auto)")
+    p.add_argument("--sessions", type=int, help="measure this many sessions only (default: step up from 1)")
+    p.add_argument("--max-sessions", type=int, default=6)
+    p.add_argument("--seconds", type=float, default=15.0)
+    p.add_argument("--warmup", type=float, default=5.0)
+    p.add_argument("--fps", type=int, default=25, help="the server's fps (from its config)")
+    p.add_argument("--max-drop-pct", type=float, default=1.0)
+    p.add_argument("--config", help="server settings YAML")
+    p.add_argument("--client", choices=("full", "light"), default="full",
+                   help="viewer peers: full (decode everything, as bench_client) or light (count frames, send "
+                   "pre-encoded speech: stands in for remote viewers; benchmarks/light_peers.py)")
+    p.add_argument("--audio")
+    p.add_argument("--start-timeout", type=float, default=180.0)
+    p.add_argument("--json")
+    p.add_argument("--markdown")
+    args = p.parse_args(argv)
+    try:
+        result = asyncio.run(main_async(args))
+    except BenchError as e:
+        print(f"bench_capacity: {e}", file=sys.stderr)
+        return 2
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(result, indent=1), encoding="utf-8")
+    text = markdown(result)
+    if args.markdown:
+        Path(args.markdown).write_text(text, encoding="utf-8")
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
