@@ -25,7 +25,9 @@ from aiohttp import web
 from .config import ServerConfig
 from .control import HARD_SIZE_FACTOR, image_message_limit
 from .push import HARD_FRAME_BYTES
-from .server import CONFIG, MAX_OFFER_BYTES, STATIC, WorkerStartError, _fail, _guard, index
+from .app_common import CONFIG, MAX_OFFER_BYTES, STATIC, WorkerStartError, index
+from .app_common import fail as _fail
+from .app_common import guard as _guard
 
 log = logging.getLogger("emolive.front")
 POOL = web.AppKey("workers", object)

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import hmac
 import json
 import logging
 import secrets
@@ -18,25 +17,16 @@ from engine.emotion import EmotionError
 
 from .config import ServerConfig, load_config, worker_count
 from .control import HARD_SIZE_FACTOR, ControlConnection, image_message_limit
+from .app_common import (CONFIG, COUNTERS, INPUT, MAX_OFFER_BYTES, PARTS, POOL, PUSHES, RECORDERS, SESSIONS,
+                         STATIC, WorkerStartError, fail as _fail, guard as _guard, index)
+from .metrics import metrics
 from .parts import EngineParts, EngineUnavailable, real_parts
 from .push import HARD_FRAME_BYTES, PushConnection, PushFeed
-from .record import RecordError, SessionRecorder, recording_path
 from .runner import SessionRunner
-from .sources import FileInput, InputUnavailable, Microphone, MicInput, ServerInput, load_audio_input
-from .tracks import consume_audio, discard_audio
+from .session_io import attach_browser_audio, build_input, start_recording
+from .sources import InputUnavailable, ServerInput
 
 log = logging.getLogger("emolive.server")
-STATIC = Path(__file__).parent / "static"
-MAX_OFFER_BYTES = 64 * 1024
-
-CONFIG = web.AppKey("config", ServerConfig)
-PARTS = web.AppKey("parts", EngineParts)
-SESSIONS = web.AppKey("sessions", dict)
-POOL = web.AppKey("pool", ThreadPoolExecutor)
-COUNTERS = web.AppKey("counters", dict)
-INPUT = web.AppKey("input", ServerInput)
-PUSHES = web.AppKey("pushes", dict)  # session id -> PushFeed of its pushing connection
-RECORDERS = web.AppKey("recorders", list)
 
 
 class OfferRequest(BaseModel):
@@ -45,40 +35,6 @@ class OfferRequest(BaseModel):
     type: str = Field(pattern="^offer$")
     avatar: str | None = Field(None, max_length=512)
     emotion: str | None = Field(None, max_length=200)
-
-
-def _fail(status: int, code: str, reason: str) -> web.Response:
-    return web.json_response({"error": code, "reason": reason}, status=status)
-
-
-def _authorized(request: web.Request, config: ServerConfig) -> bool:
-    if not config.token:
-        return True
-    header = request.headers.get("Authorization", "")
-    given = header[7:] if header.startswith("Bearer ") else request.query.get("token", "")
-    return hmac.compare_digest(given.encode(), config.token.encode())
-
-
-def _origin_ok(request: web.Request, config: ServerConfig) -> bool:
-    """Browsers send Origin; scripts usually do not. Same host, or a listed origin."""
-    origin = request.headers.get("Origin")
-    if origin is None or origin in config.allowed_origins:
-        return True
-    host = request.headers.get("Host", "")
-    return origin in (f"http://{host}", f"https://{host}")
-
-
-def _guard(request: web.Request) -> web.Response | None:
-    config = request.app[CONFIG]
-    if not _origin_ok(request, config):
-        return _fail(403, "bad_origin", "this origin may not use the server")
-    if not _authorized(request, config):
-        return _fail(401, "unauthorized", "missing or wrong bearer token")
-    return None
-
-
-async def index(request: web.Request) -> web.FileResponse:
-    return web.FileResponse(STATIC / "index.html")
 
 
 async def health(request: web.Request) -> web.Response:
@@ -126,7 +82,7 @@ async def offer(request: web.Request) -> web.Response:
         @pc.on("track")
         def _on_track(track):
             if track.kind == "audio":
-                _attach_browser_audio(app, runner, track)
+                attach_browser_audio(app, runner, track)
 
         @pc.on("connectionstatechange")
         async def _on_state():
@@ -150,45 +106,11 @@ async def offer(request: web.Request) -> web.Response:
         log.exception("session setup failed")
         return _fail(500, "engine_error", f"cannot start the session: {e}")
     if config.record is not None:
-        _start_recording(app, runner, cleanups)
+        start_recording(app, runner, cleanups)
     runner.start()
     runner.spawn(_connect_watchdog(runner, config.session_idle_timeout_s), "watchdog")
     app[COUNTERS]["sessions_started"] += 1
     return web.json_response({"sdp": pc.localDescription.sdp, "type": pc.localDescription.type, "session_id": sid})
-
-
-def _attach_browser_audio(app: web.Application, runner: SessionRunner, track) -> None:
-    """The browser's microphone drives the session, unless the server has its own input or a TTS is pushing."""
-    if app[INPUT].kind != "browser":
-        runner.spawn(discard_audio(track), "audio-in-unused")
-        return
-    pushes = app[PUSHES]
-
-    def gate(pcm):
-        feed = pushes.get(runner.id)
-        if feed is not None and feed.active:  # pushed audio has the timeline; the browser's is dropped
-            runner.counters["browser_audio_muted"] = runner.counters.get("browser_audio_muted", 0) + 1
-            return
-        runner.on_audio_in(pcm)
-
-    runner.spawn(consume_audio(track, gate, runner.config.sample_rate), "audio-in")
-
-
-def _start_recording(app: web.Application, runner: SessionRunner, cleanups: list) -> None:
-    config = app[CONFIG]
-    path = recording_path(config.record, app[COUNTERS]["recordings"], runner.id)
-    try:
-        rec = SessionRecorder(path, runner.renderer.size, config.fps, config.sample_rate,
-                              max_video=config.record_queue_frames)
-    except RecordError as e:  # the stream matters more than its recording
-        log.error("session %s: not recorded: %s", runner.id[:6], e)
-        return
-    app[COUNTERS]["recordings"] += 1
-    app[RECORDERS].append(rec)
-    runner.video_out.tap = rec.video
-    runner.audio_out.tap = rec.audio
-    cleanups.append(rec.finish)
-    log.info("session %s recorded to %s", runner.id[:6], path)
 
 
 async def _connect_watchdog(runner: SessionRunner, timeout: float) -> None:
@@ -253,32 +175,6 @@ async def close_session(request: web.Request) -> web.Response:
     return web.json_response({"closed": runner.id})
 
 
-async def metrics(request: web.Request) -> web.Response:
-    app = request.app
-    lines = ["# TYPE emolive_sessions gauge", f"emolive_sessions {len(app[SESSIONS])}"]
-    for name, value in app[COUNTERS].items():
-        lines += [f"# TYPE emolive_{name}_total counter", f"emolive_{name}_total {value}"]
-    per_session = ("fps", "latency_ms_p50", "latency_ms_p95", "e2e_ms_p50", "e2e_ms_p95", "e2e_ms_p99",
-                   "first_frame_ms", "av_offset_ms", "frames_sent", "frames_dropped", "frames_repeated",
-                   "render_ms_p95", "session_cpu_s", "process_rss_mb")
-    stats = {sid[:8]: runner.stats() for sid, runner in list(app[SESSIONS].items())}
-    for key in per_session:
-        lines.append(f"# TYPE emolive_session_{key} gauge")
-        for sid, st in stats.items():
-            value = st.get(key)
-            if value is not None:
-                lines.append(f'emolive_session_{key}{{session="{sid}"}} {value}')
-    lines.append("# TYPE emolive_session_stage_ms gauge")  # per pipeline stage (docs/performance.md)
-    for sid, st in stats.items():
-        for stage, q in st.get("stages", {}).items():
-            for name, quantile in (("p50_ms", "0.5"), ("p95_ms", "0.95"), ("p99_ms", "0.99")):
-                if q.get(name) is not None:
-                    lines.append(f'emolive_session_stage_ms{{session="{sid}",stage="{stage}",quantile="{quantile}"}} '
-                                 f'{q[name]}')
-    return web.Response(text="\n".join(lines) + "\n", content_type="text/plain", charset="utf-8",
-                        headers={"X-Content-Type-Options": "nosniff"})
-
-
 async def _shutdown(app: web.Application) -> None:
     await asyncio.gather(*(r.close("server shutdown") for r in list(app[SESSIONS].values())),
                          return_exceptions=True)
@@ -288,19 +184,6 @@ async def _shutdown(app: web.Application) -> None:
         rec.finish()
         await loop.run_in_executor(None, rec.join)
     app[POOL].shutdown(wait=True)
-
-
-def build_input(config: ServerConfig) -> ServerInput:
-    """The sessions' voice input from the settings; InputUnavailable (one line) when it cannot be used."""
-    if config.audio is not None and config.mic:
-        raise InputUnavailable("--audio and --mic exclude each other: choose one input")
-    if config.audio is not None:
-        return FileInput(load_audio_input(config.audio, config.sample_rate), config.audio_loop, config.audio)
-    if config.mic:
-        mic = Microphone(config.sample_rate, config.mic_device)
-        mic.open()
-        return MicInput(mic)
-    return ServerInput()
 
 
 async def _start_input(app: web.Application) -> None:
@@ -384,10 +267,6 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
                    "OUT-<session>.mp4)")
     p.add_argument("-v", "--verbose", action="store_true")
     return p
-
-
-class WorkerStartError(RuntimeError):
-    """Raised by streaming.front when a worker process cannot start (defined here: the front imports this module)."""
 
 
 def _workers_arg(value: str | None) -> int | str | None:

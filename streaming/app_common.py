@@ -1,0 +1,63 @@
+"""The server app's shared keys and request guards (origin, token), used by the server and the front."""
+from __future__ import annotations
+
+import hmac
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from aiohttp import web
+
+from .config import ServerConfig
+from .parts import EngineParts
+from .sources import ServerInput
+
+STATIC = Path(__file__).parent / "static"
+MAX_OFFER_BYTES = 64 * 1024
+
+CONFIG = web.AppKey("config", ServerConfig)
+PARTS = web.AppKey("parts", EngineParts)
+SESSIONS = web.AppKey("sessions", dict)
+POOL = web.AppKey("pool", ThreadPoolExecutor)
+COUNTERS = web.AppKey("counters", dict)
+INPUT = web.AppKey("input", ServerInput)
+PUSHES = web.AppKey("pushes", dict)  # session id -> PushFeed of its pushing connection
+RECORDERS = web.AppKey("recorders", list)
+
+
+def fail(status: int, code: str, reason: str) -> web.Response:
+    return web.json_response({"error": code, "reason": reason}, status=status)
+
+
+def authorized(request: web.Request, config: ServerConfig) -> bool:
+    if not config.token:
+        return True
+    header = request.headers.get("Authorization", "")
+    given = header[7:] if header.startswith("Bearer ") else request.query.get("token", "")
+    return hmac.compare_digest(given.encode(), config.token.encode())
+
+
+def origin_ok(request: web.Request, config: ServerConfig) -> bool:
+    """Browsers send Origin; scripts usually do not. Same host, or a listed origin."""
+    origin = request.headers.get("Origin")
+    if origin is None or origin in config.allowed_origins:
+        return True
+    host = request.headers.get("Host", "")
+    return origin in (f"http://{host}", f"https://{host}")
+
+
+def guard(request: web.Request) -> web.Response | None:
+    config = request.app[CONFIG]
+    if not origin_ok(request, config):
+        return fail(403, "bad_origin", "this origin may not use the server")
+    if not authorized(request, config):
+        return fail(401, "unauthorized", "missing or wrong bearer token")
+    return None
+
+
+async def index(request: web.Request) -> web.FileResponse:
+    return web.FileResponse(STATIC / "index.html")
+
+
+
+class WorkerStartError(RuntimeError):
+    """A worker process of `serve --workers N` could not start (its own log says why)."""

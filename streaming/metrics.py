@@ -1,0 +1,33 @@
+"""/metrics: the server's counters and each session's live stats in the Prometheus text format."""
+from __future__ import annotations
+
+from aiohttp import web
+
+from .app_common import COUNTERS, SESSIONS
+
+
+async def metrics(request: web.Request) -> web.Response:
+    app = request.app
+    lines = ["# TYPE emolive_sessions gauge", f"emolive_sessions {len(app[SESSIONS])}"]
+    for name, value in app[COUNTERS].items():
+        lines += [f"# TYPE emolive_{name}_total counter", f"emolive_{name}_total {value}"]
+    per_session = ("fps", "latency_ms_p50", "latency_ms_p95", "e2e_ms_p50", "e2e_ms_p95", "e2e_ms_p99",
+                   "first_frame_ms", "av_offset_ms", "frames_sent", "frames_dropped", "frames_repeated",
+                   "render_ms_p95", "session_cpu_s", "process_rss_mb")
+    stats = {sid[:8]: runner.stats() for sid, runner in list(app[SESSIONS].items())}
+    for key in per_session:
+        lines.append(f"# TYPE emolive_session_{key} gauge")
+        for sid, st in stats.items():
+            value = st.get(key)
+            if value is not None:
+                lines.append(f'emolive_session_{key}{{session="{sid}"}} {value}')
+    lines.append("# TYPE emolive_session_stage_ms gauge")  # per pipeline stage (docs/performance.md)
+    for sid, st in stats.items():
+        for stage, q in st.get("stages", {}).items():
+            for name, quantile in (("p50_ms", "0.5"), ("p95_ms", "0.95"), ("p99_ms", "0.99")):
+                if q.get(name) is not None:
+                    lines.append(f'emolive_session_stage_ms{{session="{sid}",stage="{stage}",quantile="{quantile}"}} '
+                                 f'{q[name]}')
+    return web.Response(text="\n".join(lines) + "\n", content_type="text/plain", charset="utf-8",
+                        headers={"X-Content-Type-Options": "nosniff"})
+
