@@ -36,7 +36,6 @@ import numpy as np
 
 from .bench_audio_marks import MarkPlan, detect
 
-STATIC = Path(__file__).parent / "static"
 # video rows from bench.js: [now, expectedDisplayTime, presentationTime, receiveTime, rtpTimestamp,
 #                            presentedFrames, frame id (-1: unreadable)]
 NOW, EDT, PT, RX, RTP, PRESENTED, FID = range(7)
@@ -182,7 +181,8 @@ def output_clock(ots: list, rate: float) -> dict[str, Any]:
     ctx_s, perf = a[:, 1], a[:, 2]
     d = perf - 1000.0 * ctx_s
     slope = float(np.polyfit(ctx_s, perf, 1)[0]) if np.ptp(ctx_s) > 1.0 else None
-    return {"offset_ms": float(np.median(d)), "ctx_s": ctx_s, "d": d, "spread_ms": round(float(np.percentile(d, 95) - np.percentile(d, 5)), 2),
+    return {"offset_ms": float(np.median(d)), "ctx_s": ctx_s, "d": d,
+            "spread_ms": round(float(np.percentile(d, 95) - np.percentile(d, 5)), 2),
             "drift_ppm": None if slope is None else round(1e6 * (slope / 1000.0 - 1.0), 1),
             # how far the context renders ahead of what leaves the output (the device latency it reports)
             "render_ahead_ms": round(float(np.median(1000.0 * (a[:, 3] - ctx_s))), 2),
@@ -218,7 +218,7 @@ def delivery_line(ssrc: list, time_origin: float | None, rate: float) -> list[tu
         return []
     base = rows[0][1]
     unwrapped = [(t, base + ((rtp - base + (1 << 31)) % (1 << 32)) - (1 << 31)) for t, rtp in rows]
-    return [(t, t - 1000.0 * rtp / rate) for t, rtp in unwrapped] if base is not None else []
+    return [(t, t - 1000.0 * rtp / rate) for t, rtp in unwrapped]
 
 
 def delivered_at(line: list[tuple[float, float]], rtp: float, near: float, span_ms: float = 1500.0) -> float | None:
