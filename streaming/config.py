@@ -24,6 +24,9 @@ class ServerConfig(BaseModel):
     # below the latest input seen. A slower renderer (diffusion) needs a larger render budget.
     render_budget_s: float = Field(0.02, gt=0, le=1)  # time a frame may take to render, part of the latency
     jitter_s: float = Field(0.01, ge=0, le=1)  # input jitter headroom, part of the latency
+    # A frame not rendered by its send time is waited for this long before the previous one is repeated
+    # (sent late, it is still shown on time: its RTP timestamp comes from the audio clock).
+    late_frame_grace_s: float = Field(0.012, ge=0, le=0.04)
     max_sessions: int = Field(4, ge=1)
     # Processes the sessions are spread over (streaming/front.py): one aiortc process tops out near
     # 1.5 cores and a crash ends only its own sessions. "auto": one per core, at most max_sessions.

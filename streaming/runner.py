@@ -61,6 +61,7 @@ class SessionRunner:
         self.emotion = parts.emotion_factory(emotion)  # may raise EmotionError: a bad request
         self.session = Session(self.scheduler, self._timed_model, self.emotion, idle=self.emotion.idle)
         self.slot = FrameSlot(capacity=3)
+        self.frame_put = asyncio.Event()  # set at each rendered frame: the sender may wait a little for one
         self.worker = ThreadPoolExecutor(1, thread_name_prefix=f"emolive-session-{session_id[:6]}")
         self.renderer = None
         self.blank_frame: np.ndarray | None = None
@@ -273,6 +274,7 @@ class SessionRunner:
             self.counters["frames_rendered"] += 1
             if not self.slot.put(k, yuv):
                 self.counters["frames_dropped"] += 1
+            self.frame_put.set()
             self.last_state = state
             if self.face_listeners:
                 msg = face_state_event(state, k)

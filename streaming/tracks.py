@@ -88,6 +88,7 @@ class VideoOutTrack(MediaStreamTrack):
         k = due if self._next is None or self._next < due else self._next
         await sleep_until(sched.clock, sched.video_deadline(k))
         self._next = k + 1
+        await self._grace(k)
         item = r.slot.take(k)
         yuv = item[1] if item is not None else r.blank_frame
         frame = av.VideoFrame.from_ndarray(yuv, format="yuv420p")
@@ -97,6 +98,26 @@ class VideoOutTrack(MediaStreamTrack):
         if self.tap is not None:
             self.tap(frame.pts, yuv)
         return frame
+
+
+    async def _grace(self, k: int) -> None:
+        """A frame a few ms late is still worth sending late rather than repeating the previous one: its
+        RTP timestamp (from the audio clock) tells the receiver when to show it, and the receiver's
+        jitter buffer is deeper than the grace. Bounded by the config's late_frame_grace_s."""
+        r = self._runner
+        grace = r.config.late_frame_grace_s
+        newest = r.slot.newest_index()
+        if grace <= 0 or (newest is not None and newest >= k):
+            return
+        clock = r.scheduler.clock
+        end = clock.now() + grace
+        while (newest is None or newest < k) and (left := end - clock.now()) > 0:
+            r.frame_put.clear()
+            try:
+                await asyncio.wait_for(r.frame_put.wait(), left)
+            except asyncio.TimeoutError:
+                return
+            newest = r.slot.newest_index()
 
 
 async def discard_audio(track) -> None:
