@@ -3,13 +3,20 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from .app_common import COUNTERS, SESSIONS
+from .app_common import COUNTERS, RECORDERS, SESSIONS
+
+RECORDER_COUNTERS = ("video_frames", "video_dropped", "audio_frames", "audio_dropped")
 
 
 async def metrics(request: web.Request) -> web.Response:
     app = request.app
     lines = ["# TYPE emolive_sessions gauge", f"emolive_sessions {len(app[SESSIONS])}"]
-    for name, value in app[COUNTERS].items():
+    counters = dict(app[COUNTERS])
+    for name in RECORDER_COUNTERS:  # --record: finished recordings (folded in) + the live ones
+        live = sum(rec.counters.get(name, 0) for rec in list(app[RECORDERS]))
+        if app[RECORDERS] or f"recorded_{name}" in counters:
+            counters[f"recorded_{name}"] = counters.get(f"recorded_{name}", 0) + live
+    for name, value in counters.items():
         lines += [f"# TYPE emolive_{name}_total counter", f"emolive_{name}_total {value}"]
     per_session = ("fps", "latency_ms_p50", "latency_ms_p95", "e2e_ms_p50", "e2e_ms_p95", "e2e_ms_p99",
                    "first_frame_ms", "av_offset_ms", "frames_sent", "frames_dropped", "frames_repeated",

@@ -103,6 +103,11 @@ class SessionRecorder:
     def join(self, timeout: float | None = None) -> None:
         self._thread.join(timeout)
 
+    @property
+    def done(self) -> bool:
+        """Finished and its file closed (or failed): nothing more will change."""
+        return self._finishing and not self._thread.is_alive()
+
     # -- encoder thread ---------------------------------------------------------
     def _work(self) -> None:
         try:

@@ -42,7 +42,11 @@ def start_recording(app: web.Application, runner: SessionRunner, cleanups: list)
         log.error("session %s: not recorded: %s", runner.id[:6], e)
         return
     app[COUNTERS]["recordings"] += 1
-    app[RECORDERS].append(rec)
+    recorders = app[RECORDERS]
+    for old in [r for r in recorders if r.done]:  # a long-running server keeps only live recorders
+        recorders.remove(old)
+        fold_recorder(app, old)
+    recorders.append(rec)
     runner.video_out.tap = rec.video
     runner.audio_out.tap = rec.audio
     cleanups.append(rec.finish)
@@ -62,3 +66,10 @@ def build_input(config: ServerConfig) -> ServerInput:
     return ServerInput()
 
 
+
+
+def fold_recorder(app: web.Application, rec: SessionRecorder) -> None:
+    """Add a finished recorder's counts to the server's totals (it is then forgotten)."""
+    totals = app[COUNTERS]
+    for name, value in rec.counters.items():
+        totals[f"recorded_{name}"] = totals.get(f"recorded_{name}", 0) + value

@@ -71,10 +71,14 @@ def test_audio_file_drives_the_mouth_and_is_recorded_in_sync(parts, speech_wav, 
             await asyncio.wait_for(runner.closed.wait(), 30)
             recorder = server.app[RECORDERS][0]
             await asyncio.get_running_loop().run_in_executor(None, recorder.join, 30)
-            return health, video, audio, stats, recorder
+            async with server.http.get(server.url + "/metrics") as r:
+                metrics = await r.text()
+            return health, video, audio, stats, recorder, metrics
 
-    health, video, audio, stats, recorder = asyncio.run(scenario())
+    health, video, audio, stats, recorder, metrics = asyncio.run(scenario())
     assert health["input"] == "file"
+    written = recorder.counters["video_frames"]
+    assert written > 100 and f"emolive_recorded_video_frames_total {written}" in metrics
     # Paced on the session clock: never faster than played (nothing dropped), never starved mid-file.
     assert stats["input_dropped_samples"] == 0 and stats["speech_frames"] > 100
     # The file's speech moves the mouth on the frames the client received (re-detected), and it rests after.
