@@ -248,17 +248,22 @@ async def relay_ws(request: web.Request) -> web.StreamResponse:
     ws = web.WebSocketResponse(max_msg_size=limit, heartbeat=20)
     await ws.prepare(request)
 
-    async def pump(src, dst) -> None:
-        async for msg in src:
+    closed_by: dict[str, tuple[int, bytes]] = {}
+
+    async def pump(src, dst, side: str) -> None:
+        while True:
+            msg = await src.receive()
             if msg.type == aiohttp.WSMsgType.TEXT:
                 await dst.send_str(msg.data)
             elif msg.type == aiohttp.WSMsgType.BINARY:
                 await dst.send_bytes(msg.data)
-            else:
-                break
+            else:  # CLOSE carries (code, reason); CLOSED / ERROR end the relay too
+                if msg.type == aiohttp.WSMsgType.CLOSE:
+                    closed_by[side] = (int(msg.data or 1000), (msg.extra or "").encode()[:120])
+                return
 
-    down = asyncio.ensure_future(pump(upstream, ws))
-    up = asyncio.ensure_future(pump(ws, upstream))
+    down = asyncio.ensure_future(pump(upstream, ws, "worker"))
+    up = asyncio.ensure_future(pump(ws, upstream, "client"))
     try:
         await asyncio.wait({down, up}, return_when=asyncio.FIRST_COMPLETED)
     finally:
@@ -266,18 +271,14 @@ async def relay_ws(request: web.Request) -> web.StreamResponse:
             t.cancel()
         await asyncio.gather(down, up, return_exceptions=True)
         # Whoever closed first, the other side gets its code and reason.
-        if upstream.closed and not ws.closed:
-            await ws.close(code=upstream.close_code or 1000, message=_reason(upstream))
-        elif not upstream.closed:
-            await upstream.close(code=ws.close_code or 1000)
-            if not ws.closed:
-                await ws.close()
+        code, reason = closed_by.get("worker") or closed_by.get("client") or (1000, b"")
+        if code in (1005, 1006, 1015) or not 1000 <= code < 5000:  # codes that may not be sent
+            code = 1000
+        if not upstream.closed:
+            await upstream.close(code=code, message=reason)
+        if not ws.closed:
+            await ws.close(code=code, message=reason)
     return ws
-
-
-def _reason(ws) -> bytes:
-    ex = ws.exception()
-    return str(ex).encode()[:120] if ex else b""
 
 
 async def close_session(request: web.Request) -> web.Response:
