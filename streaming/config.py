@@ -29,8 +29,9 @@ class ServerConfig(BaseModel):
     late_frame_grace_s: float = Field(0.012, ge=0, le=0.04)
     max_sessions: int = Field(4, ge=1)
     # Processes the sessions are spread over (streaming/front.py): one aiortc process tops out near
-    # 1.5 cores and a crash ends only its own sessions. "auto": one per core, at most max_sessions.
-    workers: int | Literal["auto"] = 1
+    # 1.5 cores and a crash ends only its own sessions. "auto": one per core, at most max_sessions
+    # (one with --mic or --record, which need a single process).
+    workers: int | Literal["auto"] = "auto"
     render_threads: int = Field(2, ge=1)
     # "tuned": streaming/encoders.py (no denoiser, faster presets, capped bitrate, fewer rebuilds);
     # "aiortc": aiortc's own encoders, as they come
@@ -59,7 +60,10 @@ class ServerConfig(BaseModel):
 
 def worker_count(config: ServerConfig) -> int:
     """Processes to run; ValueError (one line) for settings that need a single process."""
-    n = min(os.cpu_count() or 1, config.max_sessions) if config.workers == "auto" else config.workers
+    if config.workers == "auto":
+        single = config.mic or config.record is not None
+        return 1 if single else max(1, min(os.cpu_count() or 1, config.max_sessions))
+    n = config.workers
     if n < 1:
         raise ValueError("workers must be >= 1 or 'auto'")
     if n > 1 and config.mic:

@@ -254,8 +254,8 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     p.add_argument("--renderer")
     p.add_argument("--fps", type=int)
     p.add_argument("--max-sessions", type=int)
-    p.add_argument("--workers", help="processes to spread the sessions over (a number, or 'auto': one per "
-                   "core); 1 (the default) serves everything from this process")
+    p.add_argument("--workers", help="processes to spread the sessions over: a number (1: everything in this "
+                   "process) or 'auto' (the default: one per core, at most --max-sessions; 1 with --mic/--record)")
     p.add_argument("--token", help="require this bearer token (or set EMOLIVE_TOKEN)")
     p.add_argument("--ice-loopback", action="store_true", default=None, help="offer 127.0.0.1 as ICE candidate")
     p.add_argument("--audio", metavar="FILE", help="play this file (wav, flac, mp3, ...) as every session's voice "

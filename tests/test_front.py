@@ -2,7 +2,9 @@
 import asyncio
 import json
 import os
+import shutil
 import signal
+import threading
 
 import aiohttp
 import pytest
@@ -10,7 +12,7 @@ from aiohttp import web
 
 from streaming.config import ServerConfig, worker_count
 from streaming.front import POOL, create_front
-from test_server_loopback import connect
+from test_server_loopback import connect, speech_wav  # noqa: F401  (fixture)
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 TOKEN = "front-test-token"
@@ -129,9 +131,46 @@ async def _next_event(ws, types, timeout=10.0):
 def test_worker_count_settings():
     assert worker_count(ServerConfig(workers=3)) == 3
     assert 1 <= worker_count(ServerConfig(workers="auto", max_sessions=2)) <= 2
+    assert worker_count(ServerConfig(mic=True)) == 1 and worker_count(ServerConfig(record="out.mp4")) == 1
     with pytest.raises(ValueError, match="--mic"):
         worker_count(ServerConfig(workers=2, mic=True))
     with pytest.raises(ValueError, match="--record"):
         worker_count(ServerConfig(workers=2, record="out.mp4"))
     with pytest.raises(ValueError):
         ServerConfig(workers="many")
+
+
+@pytest.mark.skipif(not shutil.which("chromedriver"), reason="needs Debian chromium-driver")
+def test_browser_client_through_the_front(speech_wav):  # noqa: F811
+    """The README's main command serves through the front by default: the page, the offer, the
+    relayed control websocket and the worker's media all work from a real browser."""
+    from test_server_browser import chromium, wait_for
+
+    loop = asyncio.new_event_loop()
+    front = Front(workers=2, max_sessions=2)
+    front.config = front.config.model_copy(update={"token": None})
+    loop.run_until_complete(front.__aenter__())
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    driver = chromium(speech_wav)
+    try:
+        driver.get(front.url)
+        driver.execute_script("emolive.start()")
+        wait_for(lambda: driver.execute_script("return emolive.sessionId"))
+        wait_for(lambda: driver.execute_script(
+            "return document.getElementById('avatar').getVideoPlaybackQuality().totalVideoFrames > 50"), timeout=60)
+        wait_for(lambda: driver.execute_script("return emolive.ws && emolive.ws.readyState === 1"))
+        driver.execute_script("emolive.send({type: 'set_emotion', emotion: 'surprised', intensity: 0.9})")
+        # state events describe the emotion of the last frame rendered: ask until the change shows
+        state = wait_for(lambda: driver.execute_script(
+            "emolive.send({type: 'get_state'}); const s = emolive.lastState;"
+            "return s && s.emotion.mixture.surprised ? s : null"), timeout=10, step=0.3)
+        wait_for(lambda: driver.execute_script("return emolive.stats && emolive.stats.fps > 0"))
+        errors = driver.execute_script("return emolive.errors")
+    finally:
+        driver.quit()
+        asyncio.run_coroutine_threadsafe(front.__aexit__(None, None, None), loop).result(60)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(30)
+    assert state["emotion"]["mixture"]["surprised"] > 0.5
+    assert not errors
