@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     app.router.add_get("/internal/sessions", _sessions)
     _watch_front()
-    web.run_app(app, path=argv[0], print=None)
+    web.run_app(app, path=argv[0], print=None, access_log=None)  # the front logs the requests; polls are not news
     return 0
 
 
