@@ -99,7 +99,6 @@ class VideoOutTrack(MediaStreamTrack):
             self.tap(frame.pts, yuv)
         return frame
 
-
     async def _grace(self, k: int) -> None:
         """A frame a few ms late is still worth sending late rather than repeating the previous one: its
         RTP timestamp (from the audio clock) tells the receiver when to show it, and the receiver's
