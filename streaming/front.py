@@ -44,6 +44,7 @@ class Worker:
         self.proc: asyncio.subprocess.Process | None = None
         self.http: aiohttp.ClientSession | None = None
         self.sessions: set[str] = set()
+        self._given: dict[str, float] = {}  # session id -> when its offer was answered (for the poll race)
         self.pending = 0  # offers forwarded and not answered yet (admission counts them)
         self.ready = False
         self.restarts: list[float] = []
@@ -95,9 +96,18 @@ class Worker:
             await self.http.close()
             self.http = None
 
+    def adopt(self, sid: str) -> None:
+        self.sessions.add(sid)
+        self._given[sid] = time.monotonic()
+
     async def poll(self) -> None:
+        """The worker's live sessions. One answered while the poll was on its way is kept: the
+        worker's list may predate it."""
+        asked = time.monotonic()
         async with self.http.get(self.url("/internal/sessions"), timeout=aiohttp.ClientTimeout(total=5)) as r:
-            self.sessions = set((await r.json())["sessions"])
+            live = set((await r.json())["sessions"])
+        self._given = {s: t for s, t in self._given.items() if t >= asked - 10.0}
+        self.sessions = live | {s for s, t in self._given.items() if t >= asked}
 
 
 class WorkerPool:
@@ -219,7 +229,7 @@ async def offer(request: web.Request) -> web.Response:
         sid = json.loads(text).get("session_id")
         if sid:
             pool.routes[sid] = worker
-            worker.sessions.add(sid)
+            worker.adopt(sid)
             pool.counters["sessions_started"] += 1
     return web.Response(text=text, status=status, content_type="application/json")
 

@@ -174,3 +174,33 @@ def test_browser_client_through_the_front(speech_wav):  # noqa: F811
         thread.join(30)
     assert state["emotion"]["mixture"]["surprised"] > 0.5
     assert not errors
+
+
+def test_a_session_answered_during_a_poll_keeps_its_route():
+    """The worker's session list may be older than an offer answered while the poll was in flight."""
+    from streaming.front import Worker
+
+    class SlowWorker(Worker):
+        def __init__(self):
+            super().__init__(0, "/nonexistent.sock")
+            self.http = self
+
+        def get(self, url, timeout=None):
+            return self
+
+        async def __aenter__(self):
+            if not self._given:
+                self.adopt("new-session")  # the offer is answered now; the worker's list below predates it
+            return self
+
+        async def __aexit__(self, *exc):
+            return False
+
+        async def json(self):
+            return {"sessions": ["old-session"]}
+
+    w = SlowWorker()
+    asyncio.run(w.poll())
+    assert w.sessions == {"old-session", "new-session"}
+    asyncio.run(w.poll())  # a later poll is believed: the new session has closed there
+    assert w.sessions == {"old-session"}
