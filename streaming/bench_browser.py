@@ -47,8 +47,9 @@ class BrowserBenchError(RuntimeError):
 
 # -- the browser ------------------------------------------------------------------------------------
 
-def chromium(wav: str | None):
-    """Headless Chromium (selenium + Debian chromedriver); with `wav`, a fake microphone looping it."""
+def chromium(wav: str | None, loop: bool = True):
+    """Headless Chromium (selenium + Debian chromedriver); with `wav`, a fake microphone playing it
+    (looping, or once: then the wav must start and end with silence)."""
     if not shutil.which("chromedriver") or not (shutil.which("chromium") or shutil.which("chromium-browser")):
         raise BrowserBenchError("the browser bench needs chromium and chromedriver (apt: chromium chromium-driver)")
     from selenium import webdriver
@@ -61,7 +62,7 @@ def chromium(wav: str | None):
              "--autoplay-policy=no-user-gesture-required"]
     if wav is not None:
         flags += ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-                  f"--use-file-for-fake-audio-capture={wav}"]
+                  f"--use-file-for-fake-audio-capture={wav}" + ("" if loop else "%noloop")]
     for flag in flags:
         opts.add_argument(flag)
     return webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=opts)

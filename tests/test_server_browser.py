@@ -57,20 +57,9 @@ class ThreadedServer:
 
 def chromium(wav=None):
     """Headless Chromium; with `wav`, a fake microphone playing it once (without, no microphone at all)."""
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
+    from streaming.bench_browser import chromium as launch
 
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = shutil.which("chromium")
-    flags = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-             "--disable-component-update", "--disable-sync", "--no-first-run",
-             "--autoplay-policy=no-user-gesture-required"]
-    if wav is not None:
-        flags += ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-                  f"--use-file-for-fake-audio-capture={wav}%noloop"]
-    for flag in flags:
-        opts.add_argument(flag)
-    return webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=opts)
+    return launch(None if wav is None else str(wav), loop=False)
 
 
 def wait_for(predicate, timeout=30.0, step=0.2):
