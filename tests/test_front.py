@@ -8,36 +8,25 @@ import threading
 
 import aiohttp
 import pytest
-from aiohttp import web
 
 from streaming.config import ServerConfig, worker_count
 from streaming.front import POOL, create_front
-from test_server_loopback import connect, speech_wav  # noqa: F401  (fixture)
+from test_server_loopback import Server, connect, speech_wav  # noqa: F401  (fixture)
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 TOKEN = "front-test-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
-class Front:
+class Front(Server):
+    """The front with real worker processes (each loads the real engine) instead of the in-process app."""
+
     def __init__(self, workers=2, **settings):
-        self.config = ServerConfig(ice_loopback=True, port=0, token=TOKEN, render_budget_s=0.06, jitter_s=0.04,
-                                   **settings)
+        super().__init__(None, token=TOKEN, **settings)
         self.workers = workers
 
-    async def __aenter__(self):
-        self.app = create_front(self.config, self.workers)
-        self.runner = web.AppRunner(self.app)
-        await self.runner.setup()  # starts the workers (models, default avatar) before it returns
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
-        await site.start()
-        self.url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"
-        self.http = aiohttp.ClientSession()
-        return self
-
-    async def __aexit__(self, *exc):
-        await self.http.close()
-        await self.runner.cleanup()
+    def make_app(self):
+        return create_front(self.config, self.workers)
 
     async def get(self, path):
         async with self.http.get(self.url + path) as r:

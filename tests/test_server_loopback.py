@@ -50,8 +50,11 @@ class Server:
         self.parts = parts
         self.source = source
 
+    def make_app(self):
+        return create_app(self.config, self.parts, self.source)
+
     async def __aenter__(self):
-        self.app = create_app(self.config, self.parts, self.source)
+        self.app = self.make_app()
         self.runner = web.AppRunner(self.app)
         await self.runner.setup()
         site = web.TCPSite(self.runner, "127.0.0.1", 0)
