@@ -61,3 +61,15 @@ async def index(request: web.Request) -> web.FileResponse:
 
 class WorkerStartError(RuntimeError):
     """A worker process of `serve --workers N` could not start (its own log says why)."""
+
+
+def add_routes(app: web.Application, *, health, metrics, offer, control, push, close) -> None:
+    """The wire contract's routes (docs/protocol.md), the same for the server and the front."""
+    app.router.add_get("/", index)
+    app.router.add_static("/static/", STATIC)
+    app.router.add_get("/health", health)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_post("/offer", offer)
+    app.router.add_get("/ws", control)
+    app.router.add_get("/push", push)
+    app.router.add_delete("/session/{sid}", close)

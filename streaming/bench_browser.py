@@ -87,14 +87,20 @@ def microphone_wav(speech: str, out: Path) -> str:
     return str(out)
 
 
-def _wait(predicate, timeout: float, what: str, step: float = 0.1):
+def wait_until(predicate, timeout: float, step: float = 0.1, fail=None):
+    """Poll predicate() until it returns something true (returned); on timeout raise fail()."""
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         value = predicate()
         if value:
             return value
         time.sleep(step)
-    raise BrowserBenchError(f"the page did not {what} within {timeout:.0f} s")
+    raise (fail or (lambda: TimeoutError(f"not within {timeout:.0f} s")))()
+
+
+def _wait(predicate, timeout: float, what: str, step: float = 0.1):
+    return wait_until(predicate, timeout, step,
+                      lambda: BrowserBenchError(f"the page did not {what} within {timeout:.0f} s"))
 
 
 class BrowserProbe:

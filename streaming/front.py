@@ -25,7 +25,7 @@ from aiohttp import web
 from .config import ServerConfig
 from .control import HARD_SIZE_FACTOR, image_message_limit
 from .push import HARD_FRAME_BYTES
-from .app_common import CONFIG, MAX_OFFER_BYTES, STATIC, WorkerStartError, index
+from .app_common import CONFIG, MAX_OFFER_BYTES, WorkerStartError, add_routes
 from .app_common import fail as _fail
 from .app_common import guard as _guard
 
@@ -352,14 +352,8 @@ def create_front(config: ServerConfig, workers: int) -> web.Application:
     app = web.Application(client_max_size=MAX_OFFER_BYTES * 2)
     app[CONFIG] = config
     app[POOL] = WorkerPool(config, workers)
-    app.router.add_get("/", index)
-    app.router.add_static("/static/", STATIC)
-    app.router.add_get("/health", health)
-    app.router.add_get("/metrics", metrics)
-    app.router.add_post("/offer", offer)
-    app.router.add_get("/ws", relay_ws)
-    app.router.add_get("/push", relay_ws)
-    app.router.add_delete("/session/{sid}", close_session)
+    add_routes(app, health=health, metrics=metrics, offer=offer, control=relay_ws, push=relay_ws,
+               close=close_session)
     app.on_startup.append(_start)
     app.on_cleanup.append(_stop)
     return app

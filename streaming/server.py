@@ -18,7 +18,7 @@ from engine.emotion import EmotionError
 from .config import ServerConfig, load_config, worker_count
 from .control import HARD_SIZE_FACTOR, ControlConnection, image_message_limit
 from .app_common import (CONFIG, COUNTERS, INPUT, MAX_OFFER_BYTES, PARTS, POOL, PUSHES, RECORDERS, SESSIONS,
-                         STATIC, WorkerStartError, fail as _fail, guard as _guard, index)
+                         WorkerStartError, add_routes, fail as _fail, guard as _guard)
 from .metrics import metrics
 from .parts import EngineParts, EngineUnavailable, real_parts
 from .push import HARD_FRAME_BYTES, PushConnection, PushFeed
@@ -213,14 +213,8 @@ def create_app(config: ServerConfig, parts: EngineParts | None = None,
     app[COUNTERS] = {"sessions_started": 0, "rejected_full": 0, "recordings": 0}
     app[PUSHES] = {}
     app[RECORDERS] = []
-    app.router.add_get("/", index)
-    app.router.add_static("/static/", STATIC)
-    app.router.add_get("/health", health)
-    app.router.add_get("/metrics", metrics)
-    app.router.add_post("/offer", offer)
-    app.router.add_get("/ws", control_ws)
-    app.router.add_get("/push", push_ws)
-    app.router.add_delete("/session/{sid}", close_session)
+    add_routes(app, health=health, metrics=metrics, offer=offer, control=control_ws, push=push_ws,
+               close=close_session)
     app.on_startup.append(_start_input)
     app.on_shutdown.append(_shutdown)
     return app

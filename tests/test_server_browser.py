@@ -63,13 +63,9 @@ def chromium(wav=None):
 
 
 def wait_for(predicate, timeout=30.0, step=0.2):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(step)
-    raise AssertionError("condition not met in time")
+    from streaming.bench_browser import wait_until
+
+    return wait_until(predicate, timeout, step, lambda: AssertionError("condition not met in time"))
 
 
 # In the page: every decoded frame of the avatar video, as the compositor gets it
