@@ -32,7 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from streaming.bench import BenchError, git_rev, machine_info, speech_file  # noqa: E402
+from streaming.bench_setup import BenchError, git_rev, machine_info, speech_file  # noqa: E402
 
 TICK = os.sysconf("SC_CLK_TCK")
 COUNTERS = ("frames_sent", "frames_dropped", "frames_repeated")
