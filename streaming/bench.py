@@ -31,17 +31,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from engine.profiling import GcWatch, Profiler, start_trace, stop_trace
 
 from .bench_figures import round_figures
 from .bench_round import Round
+from .bench_summary import holds, median_run, targets, without_samples
 
-log = logging.getLogger("emolive.bench")
-# -- orchestration -----------------------------------------------------------------------------------
 
 class Bench:
+    """The real server app on loopback in this process, and one measured round against it at a time."""
+
     def __init__(self, args, cfg, audio: str, workdir: Path) -> None:
         self.args = args
         self.cfg = cfg
@@ -126,38 +125,6 @@ class Bench:
         return round_figures(rnd, client, self.cfg, self.lookahead_ms)
 
 
-def _holds(fig: dict, target_fps: float, max_drop_pct: float) -> bool:
-    """Target fps held without sustained drops: every session >= 95% of the target, drops under the limit."""
-    return fig["sessions"] > 0 and fig["fps_detail"]["min"] >= 0.95 * target_fps and \
-        fig["drops"]["pct"] <= max_drop_pct
-
-
-SCALARS = (("e2e_ms", "p50"), ("e2e_ms", "p95"), ("e2e_ms", "p99"), ("first_frame_ms",), ("fps",),
-           ("dropped_frames",), ("av_offset_ms", "p50"), ("cpu", "process_pct"),
-           ("receiver_browser", "av_offset_ms", "p50"), ("receiver_browser", "fps_presented"))
-
-
-def _dig(d, path):
-    for key in path:
-        if not isinstance(d, dict):
-            return None
-        d = d.get(key)
-    return d
-
-
-def median_run(runs: list[dict]) -> dict:
-    """The run whose e2e p95 is the median one, with the medians of the headline figures over all runs."""
-    order = sorted(runs, key=lambda r: (_dig(r, ("e2e_ms", "p95")) or 0.0))
-    chosen = dict(order[(len(order) - 1) // 2])
-    med = {}
-    for path in SCALARS:
-        vals = [v for r in runs if isinstance(v := _dig(r, path), (int, float))]
-        med[".".join(path)] = round(float(np.median(vals)), 2) if vals else None
-    chosen["runs"] = [{".".join(p): _dig(r, p) for p in SCALARS} for r in runs]
-    chosen["medians_over_runs"] = med
-    return chosen
-
-
 async def bench(args) -> dict[str, Any]:
     from .config import load_config
 
@@ -184,7 +151,7 @@ async def bench(args) -> dict[str, Any]:
                 rounds = []
                 for k in range(1, args.max_sessions + 1):
                     fig = await b.round(k)
-                    held = _holds(fig, cfg.fps, args.max_drop_pct)
+                    held = holds(fig, cfg.fps, args.max_drop_pct)
                     rounds.append({"sessions": k, "fps_min": fig["fps_detail"]["min"], "fps_median": fig["fps"],
                                    "drop_pct": fig["drops"]["pct"], "e2e_p95_ms": fig["e2e_ms"]["p95"],
                                    "cpu_pct": fig["cpu"]["process_pct"], "held": held, "figures": fig})
@@ -229,29 +196,6 @@ async def bench(args) -> dict[str, Any]:
         ring.write(args.trace, {"command": result["command"], "git_rev": result["git_rev"]})
         result["trace"] = {"path": str(args.trace), "spans": len(ring), "spans_dropped": ring.dropped}
     return result
-
-
-def targets(r: dict) -> dict[str, Any]:
-    """Issue #5's performance targets, and whether this run met them."""
-    med = r.get("medians_over_runs") or {}  # several runs: judge the medians, not one run
-    e2e95 = med.get("e2e_ms.p95", _dig(r, ("e2e_ms", "p95")))
-    first = med.get("first_frame_ms", r.get("first_frame_ms"))
-    out = {"e2e_p95_le_120ms": {"value": e2e95, "met": e2e95 is not None and e2e95 <= 120.0},
-           "first_frame_le_500ms": {"value": first, "met": first is not None and first <= 500.0}}
-    cap = r.get("capacity")
-    if cap is not None:
-        out["sessions_ge_4_at_25fps"] = {"value": cap["max_sessions"], "met": cap["max_sessions"] >= 4
-                                         and cap["target_fps"] >= 25}
-    return out
-
-
-def _public(obj):
-    """The result without the raw samples kept for the plots."""
-    if isinstance(obj, dict):
-        return {k: _public(v) for k, v in obj.items() if k != "_samples"}
-    if isinstance(obj, list):
-        return [_public(v) for v in obj]
-    return obj
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -322,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
             text += "\n" + markdown_section(r["receiver_browser"])
         return text
 
-    text = json.dumps(_public(result), indent=1)
+    text = json.dumps(without_samples(result), indent=1)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(text + "\n", encoding="utf-8")
