@@ -89,10 +89,12 @@ class Peer:
         receiver._handle_rtp_packet = watched
 
     def _on_track(self, track) -> None:
-        loop = asyncio.get_running_loop()
-        self.tasks.append(loop.create_task(self._video(track) if track.kind == "video" else self._audio(track)))
+        on_frame = self._on_video if track.kind == "video" else self._on_audio
+        self.tasks.append(asyncio.get_running_loop().create_task(self._receive(track, on_frame)))
 
-    async def _video(self, track) -> None:
+    @staticmethod
+    async def _receive(track, on_frame) -> None:
+        """Each received frame with its arrival time (taken as recv returns) to on_frame, until the track ends."""
         from aiortc.mediastreams import MediaStreamError
 
         while True:
@@ -100,29 +102,24 @@ class Peer:
                 frame = await track.recv()
             except MediaStreamError:
                 return
-            t = time.monotonic()
-            plane = frame.planes[0]
-            luma = np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)[:frame.height, :frame.width]
-            mark = read_mark(luma)
-            self.video.append((t, int(frame.pts), -1 if mark is None else mark))
-            self.first_video.set()
+            on_frame(time.monotonic(), frame)
 
-    async def _audio(self, track) -> None:
-        from aiortc.mediastreams import MediaStreamError
+    def _on_video(self, t: float, frame) -> None:
+        plane = frame.planes[0]
+        luma = np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)[:frame.height, :frame.width]
+        mark = read_mark(luma)
+        self.video.append((t, int(frame.pts), -1 if mark is None else mark))
+        self.first_video.set()
 
-        while True:
-            try:
-                frame = await track.recv()
-            except MediaStreamError:
-                return
-            self.audio.append((time.monotonic(), int(frame.pts), int(frame.samples)))
-            a = frame.to_ndarray()
-            mono = a.reshape(-1, len(frame.layout.channels))[:, 0] if frame.format.is_packed else a[0]
-            self.pcm.append(mono.astype(np.int16, copy=True))
-            self.pcm_samples += len(mono)
-            while self.pcm_samples > AUDIO_KEEP_S * frame.sample_rate:  # the oldest first
-                self.pcm_samples -= len(self.pcm[0])
-                del self.pcm[0]
+    def _on_audio(self, t: float, frame) -> None:
+        self.audio.append((t, int(frame.pts), int(frame.samples)))
+        a = frame.to_ndarray()
+        mono = a.reshape(-1, len(frame.layout.channels))[:, 0] if frame.format.is_packed else a[0]
+        self.pcm.append(mono.astype(np.int16, copy=True))
+        self.pcm_samples += len(mono)
+        while self.pcm_samples > AUDIO_KEEP_S * frame.sample_rate:  # the oldest first
+            self.pcm_samples -= len(self.pcm[0])
+            del self.pcm[0]
 
     def marks(self) -> list[tuple[float, int, float]]:
         """Audio marks in what was decoded: (return time of the frame with the onset + its offset in
