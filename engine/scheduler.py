@@ -55,6 +55,10 @@ class SchedulerConfig:
     max_backlog_s: float = 0.30  # input beyond latency + this is dropped (bounded delay line)
     resync_gap_s: float = 1.0  # longer gaps restart the audio model instead of feeding it silence
     render_lead_s: float = 0.04  # a frame is rendered this long before it is due
+    # The renderer's typical render time (measured, render_budget_s: auto; 0: unknown). A renderer
+    # that fell behind skips to the next frame it can still finish before it is due, rather than
+    # to the next one not yet due (which a render slower than the frame interval would miss).
+    render_expected_s: float = 0.0
     # Drain: give back latency above the target, in pauses only (see the module docstring).
     drain: bool = True
     drain_above_s: float = 0.005  # tolerated excess over the target latency
@@ -72,6 +76,8 @@ class SchedulerConfig:
             raise ValueError("sample_rate must be a multiple of fps so frames sit on whole samples")
         if self.min_latency_s < 0 or self.jitter_s < 0 or self.max_backlog_s <= 0:
             raise ValueError("latencies must be non-negative and the backlog positive")
+        if self.render_lead_s < 0 or self.render_expected_s < 0:
+            raise ValueError("render lead and expected render time must be non-negative")
         if self.drain_above_s < 0 or self.drain_window_s <= 0 or self.quiet_hold_s < 0 or self.crossfade_samples < 0:
             raise ValueError("drain settings must be non-negative (the window positive)")
 
@@ -98,8 +104,21 @@ class Placement:
 
 class AVScheduler:
     def __init__(self, config: SchedulerConfig | None = None, clock: Clock | None = None) -> None:
-        self.config = c = config or SchedulerConfig()
         self.clock = clock or MonotonicClock()
+        self._configure(config or SchedulerConfig())
+
+    def reconfigure(self, config: SchedulerConfig) -> None:
+        """Take new settings (a render budget measured after construction) before anything ran: not once
+        started or written to. The rate and frame sizes stay (the session's pipeline counts in them)."""
+        if self.started or self.write_pos is not None or self.read_pos:
+            raise RuntimeError("the scheduler can be reconfigured only before it starts")
+        old = self.config
+        if (config.sample_rate, config.fps, config.frame_samples) != (old.sample_rate, old.fps, old.frame_samples):
+            raise ValueError("reconfigure cannot change sample_rate, fps or frame_samples")
+        self._configure(config)
+
+    def _configure(self, c: SchedulerConfig) -> None:
+        self.config = c
         self._rate = c.sample_rate
         self._min_lat = round(c.min_latency_s * self._rate)
         self._lat = round(c.latency_s * self._rate)
@@ -300,8 +319,19 @@ class AVScheduler:
     def next_render_index(self, last_rendered: int) -> tuple[int, int]:
         """(frame to render next, frames skipped because they could no longer be on time)."""
         k = last_rendered + 1
+        now = self.clock.now()
+        expected = self.config.render_expected_s
+        if expected > 0:
+            # A frame due sooner than a typical render cannot be on time: the first that still can.
+            target = now + expected - 1e-9
+            if self.video_deadline(k) >= target:
+                return k, 0
+            j = max(k, math.ceil((target - self.wall_time(0)) * self._rate / self._spf) - 1)
+            while self.video_deadline(j) < target:  # from just below: float rounding
+                j += 1
+            return j, j - k
         due = self.video_index_due()
-        if self.video_deadline(k) < self.clock.now() - 1e-9 and k <= due:
+        if self.video_deadline(k) < now - 1e-9 and k <= due:
             skipped = due + 1 - k
             return due + 1, skipped
         return k, 0

@@ -58,15 +58,21 @@ class Session:
         cfg = scheduler.config
         self._fps = cfg.fps
         self._rate = cfg.sample_rate
-        # Frames wait here from the model until their render time: about the
-        # pipeline latency's worth; more than the bound means nobody renders,
-        # and the oldest go.
-        bound = max_pending_frames or int((cfg.latency_s + cfg.max_backlog_s) * cfg.fps) + 8
         self._pending: OrderedDict[int, SpeechFrame] = OrderedDict()
-        self._bound = bound
+        self._max_pending = max_pending_frames
         self.vad = 0.0
         self.speaking_frames = 0
         self.stats = {"speech_frames": 0, "speech_frames_dropped": 0, "idle_frames": 0, "input_chunks": 0}
+
+    @property
+    def _bound(self) -> int:
+        """Frames wait here from the model until their render time: about the pipeline latency's worth
+        (from the scheduler's config now: a measured render budget may raise it after construction);
+        more than the bound means nobody renders, and the oldest go."""
+        if self._max_pending:
+            return self._max_pending
+        cfg = self.scheduler.config
+        return int((cfg.latency_s + cfg.max_backlog_s) * cfg.fps) + 8
 
     # -- input -------------------------------------------------------------
     def push_audio(self, pcm: np.ndarray) -> int:

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class ServerConfig(BaseModel):
@@ -21,8 +21,9 @@ class ServerConfig(BaseModel):
     # Both are part of the voice delay (look-ahead + render budget + jitter). Chosen from the bench
     # (docs/performance.md): meshwarp's face state + render + I420 take ~5 ms p50 and ~15 ms p99 on one
     # loaded core; the scheduler's drain absorbs the input jitter it observes, so jitter_s is the margin
-    # below the latest input seen. A slower renderer (diffusion) needs a larger render budget.
-    render_budget_s: float = Field(0.02, gt=0, le=1)  # time a frame may take to render, part of the latency
+    # below the latest input seen. A slower renderer (diffusion) needs a larger render budget: "auto"
+    # times a few warm renders when each session opens and follows them (engine/render_budget.py).
+    render_budget_s: float | Literal["auto"] = 0.02  # seconds a frame may take to render, or "auto"
     jitter_s: float = Field(0.01, ge=0, le=1)  # input jitter headroom, part of the latency
     # A frame not rendered by its send time is waited for this long before the previous one is repeated
     # (sent late, it is still shown on time: its RTP timestamp comes from the audio clock).
@@ -56,6 +57,20 @@ class ServerConfig(BaseModel):
     push_frames_per_s: float = Field(200.0, gt=0)  # binary frames per second on /push (burst 2x)
     record: str | None = None  # --record OUT.mp4: what is sent, per session (OUT-<sid8>.mp4 after the first)
     record_queue_frames: int = Field(50, ge=2)  # video frames waiting for the encoder; beyond it frames are dropped
+
+    @field_validator("render_budget_s", mode="before")
+    @classmethod
+    def _render_budget(cls, v):
+        """'auto' or seconds in (0, 1]: one clear message for anything else (YAML, env or command line)."""
+        if isinstance(v, str) and v.strip().lower() == "auto":
+            return "auto"
+        try:
+            x = float(v) if not isinstance(v, bool) else None
+        except (TypeError, ValueError):
+            x = None
+        if x is None or not 0 < x <= 1:  # NaN fails too
+            raise ValueError(f"render_budget_s must be 'auto' or seconds in (0, 1], got {v!r}")
+        return x
 
 
 def worker_count(config: ServerConfig) -> int:

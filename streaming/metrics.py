@@ -20,7 +20,7 @@ async def metrics(request: web.Request) -> web.Response:
         lines += [f"# TYPE emolive_{name}_total counter", f"emolive_{name}_total {value}"]
     per_session = ("fps", "latency_ms_p50", "latency_ms_p95", "e2e_ms_p50", "e2e_ms_p95", "e2e_ms_p99",
                    "first_frame_ms", "av_offset_ms", "frames_sent", "frames_dropped", "frames_repeated",
-                   "render_ms_p95", "session_cpu_s", "process_rss_mb")
+                   "render_ms_p95", "render_budget_ms", "session_cpu_s", "process_rss_mb")
     stats = {sid[:8]: runner.stats() for sid, runner in list(app[SESSIONS].items())}
     for key in per_session:
         lines.append(f"# TYPE emolive_session_{key} gauge")
@@ -28,6 +28,14 @@ async def metrics(request: web.Request) -> web.Response:
             value = st.get(key)
             if value is not None:
                 lines.append(f'emolive_session_{key}{{session="{sid}"}} {value}')
+    # render_budget_s auto: the warm renders timed when the session opened, which chose its render budget
+    probes = {sid: st["render_budget"] for sid, st in stats.items() if (st.get("render_budget") or {}).get("probe_n")}
+    lines.append("# TYPE emolive_session_render_probe_ms gauge")
+    for sid, rb in probes.items():
+        for name, quantile in (("probe_p50_ms", "0.5"), ("probe_p95_ms", "0.95")):
+            lines.append(f'emolive_session_render_probe_ms{{session="{sid}",quantile="{quantile}"}} {rb[name]}')
+    lines.append("# TYPE emolive_session_render_probe_count gauge")
+    lines += [f'emolive_session_render_probe_count{{session="{sid}"}} {rb["probe_n"]}' for sid, rb in probes.items()]
     lines.append("# TYPE emolive_session_stage_ms gauge")  # per pipeline stage (docs/performance.md)
     for sid, st in stats.items():
         for stage, q in st.get("stages", {}).items():

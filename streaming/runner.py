@@ -20,6 +20,7 @@ import numpy as np
 
 from engine.clock import Clock, MonotonicClock
 from engine.profiling import Profiler, current_trace, percentiles, rss_bytes, thread_cpu_s
+from engine.render_budget import AUTO, RenderBudget, choose_budget, fixed_budget, time_renders
 from engine.scheduler import AVScheduler, FrameSlot
 from engine.session import Session, scheduler_config_for
 from engine.types import BLENDSHAPE_NAMES, FaceState
@@ -33,6 +34,7 @@ from .tracks import AudioOutTrack, VideoOutTrack, sleep_until
 log = logging.getLogger(__name__)
 
 MAX_FEED_BACKLOG = 25  # chunks (0.5 s of 20 ms packets) queued for the model before input is shed
+DEFAULT_RENDER_BUDGET_S = 0.02  # auto mode, until open() has measured the renderer
 MAX_IN_FLIGHT = 400  # input chunks (8 s) waiting for the frame that shows them; beyond, the oldest go
 
 
@@ -50,9 +52,11 @@ class SessionRunner:
         self._parts = parts
         self._render_pool = render_pool
         self._on_closed = on_closed
-        cfg = scheduler_config_for(parts.model_latency_s, render_budget_s=config.render_budget_s,
-                                   jitter_s=config.jitter_s, sample_rate=config.sample_rate, fps=config.fps)
-        self.scheduler = AVScheduler(cfg, clock or MonotonicClock())
+        # render_budget_s "auto": the scheduler runs with the default budget until open() has measured
+        # the renderer and reconfigured it (before start(): nothing is on the timeline yet).
+        budget = config.render_budget_s
+        self.render_budget = RenderBudget(DEFAULT_RENDER_BUDGET_S, AUTO) if budget == AUTO else fixed_budget(budget)
+        self.scheduler = AVScheduler(self._scheduler_config(self.render_budget), clock or MonotonicClock())
         # Stage timers (always on, bounded) and, when a trace ring is running, spans.
         self.profiler = Profiler(f"session {session_id[:6]}", self.scheduler.clock, window=2000,
                                  trace=current_trace())
@@ -111,8 +115,30 @@ class SessionRunner:
         loop = asyncio.get_running_loop()
         self.renderer = await loop.run_in_executor(self.worker, self._parts.renderer_factory, self.avatar)
         self._worker_tid = await loop.run_in_executor(self.worker, threading.get_native_id)
-        h, w = self.renderer.size
-        self.blank_frame = self._draw(FaceState.neutral())  # also warms the render path before the first frame
+        if self.render_budget.mode == AUTO:
+            await self._measure_render_budget()
+        else:
+            self.blank_frame = self._draw(FaceState.neutral())  # also warms the render path before the first frame
+
+    async def _measure_render_budget(self) -> None:
+        """render_budget_s auto: time warm renders on the session worker (the first, neutral, is the blank
+        frame), choose the budget and give the scheduler its lead and voice delay before start()."""
+        loop = asyncio.get_running_loop()
+        self.blank_frame, times = await loop.run_in_executor(self.worker, time_renders, self._draw,
+                                                             self.scheduler.clock.now)
+        budget = choose_budget(times, self.config.fps)
+        self.scheduler.reconfigure(self._scheduler_config(budget))
+        self.render_budget = budget
+        log.info("session %s: render budget %.1f ms (auto: warm renders p50 %.1f ms, p95 %.1f ms, n=%d)",
+                 self.id[:6], 1000 * budget.budget_s, 1000 * budget.p50_s, 1000 * budget.p95_s, budget.n)
+        if budget.warning is not None:
+            log.warning("session %s: %s", self.id[:6], budget.warning)
+
+    def _scheduler_config(self, budget: RenderBudget):
+        c = self.config
+        return scheduler_config_for(self._parts.model_latency_s, render_budget_s=budget.budget_s,
+                                    jitter_s=c.jitter_s, sample_rate=c.sample_rate, fps=c.fps,
+                                    render_expected_s=budget.p50_s or 0.0)
 
     def start(self) -> None:
         self.scheduler.start()
@@ -422,6 +448,9 @@ class SessionRunner:
             "latency_ms_p95": _percentile(self.latency_ms, 95),
             "pipeline_latency_ms": round(1000 * self.scheduler.buffered_latency_s, 1),
             "render_ms_p95": _percentile(self.render_ms, 95),
+            # the render lead the scheduler runs with (part of the voice delay) and how it was chosen
+            "render_budget_ms": round(1000.0 * self.scheduler.config.render_lead_s, 2),
+            "render_budget": self.render_budget.as_stats(),
             "av_offset_ms": round(1000.0 * float(np.mean(lag)) / fps, 1) if lag else 0.0,
             "frames_repeated": self.slot.repeats,
             "vad": self.session.vad,
