@@ -23,7 +23,7 @@ class SpeechModel(Protocol):
 
 
 class EmotionLayer(Protocol):
-    def apply(self, speech_state: FaceState) -> FaceState: ...
+    def apply(self, speech_state: FaceState, vad: float = 0.0) -> FaceState: ...
 
 
 def model_latency_s(model: object) -> float:
@@ -144,7 +144,7 @@ class Session:
             speech = frame.state if frame.state.t == t else frame.state.replace(t=t)
         if self._idle is not None:
             speech = self._idle(speech, self.vad)
-        return self.emotion.apply(speech)
+        return self.emotion.apply(speech, self.vad)
 
     @property
     def pending_frames(self) -> int:

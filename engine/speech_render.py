@@ -85,7 +85,7 @@ def speech_states(samples, rate: int, fps: float = 25.0, emotion: str | None = N
     frames += model.flush()
     n_video = int(len(samples) / rate * fps + 0.5)
     for f in frames[:n_video]:
-        yield controller.apply(idle.apply(f.state, f.vad))
+        yield controller.apply(idle.apply(f.state, f.vad), f.vad)
 
 
 def render_speech(out, audio, avatar=None, fps: float = 25.0, emotion=None, prompt=None, size: int = 512) -> int:

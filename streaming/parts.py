@@ -64,8 +64,8 @@ class EmotionControl:
             return state
         return self._idle.apply(state, vad)
 
-    def apply(self, state: FaceState) -> FaceState:
-        return self.controller.apply(state)
+    def apply(self, state: FaceState, vad: float = 0.0) -> FaceState:
+        return self.controller.apply(state, vad)
 
     def describe(self) -> dict[str, Any]:
         rep = self.controller.current()

@@ -93,6 +93,20 @@ def test_lip_sync_survives_controller():
     assert all(f["jawOpen"] == pytest.approx(0.5, abs=1e-6) for f in frames)
 
 
+def test_mouth_pose_follows_the_smoothed_voice_activity():
+    c = EmotionController("surprised:1")
+    vad = [1.0 if 10 <= i < 40 and i not in (25, 26) else 0.0 for i in range(90)]  # a 80 ms word gap at 25
+    jaw = [c.apply(FaceState.neutral(t=i / FPS), vad=v)["jawOpen"] for i, v in enumerate(vad)]
+    pose = jaw[5]
+    assert pose > 0.3
+    assert jaw[13] < 0.1 * pose  # gone within three frames of the voice starting
+    assert max(jaw[13:40]) < 0.35 * pose  # a short gap between words does not bring the gasp back
+    assert jaw[85] > 0.9 * pose  # back after a real pause
+    assert all(b <= a + 1e-9 for a, b in zip(jaw[10:25], jaw[11:25]))  # no flicker while speaking
+    again = EmotionController("surprised:1")
+    assert [again.apply(FaceState.neutral(t=i / FPS), vad=v)["jawOpen"] for i, v in enumerate(vad)] == jaw
+
+
 def test_past_change_applies_from_now():
     c = EmotionController()
     run(c, 1.0)

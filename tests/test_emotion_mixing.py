@@ -46,10 +46,28 @@ def test_speech_mouth_opening_survives_every_emotion(emotion, refine):
 
 def test_happy_and_sad_keep_speech_jaw_and_show_the_emotion():
     s = speech(**SPEECH_OPEN)
-    h = apply_emotion(s, {"happy": 1}, 1.0)
-    d = apply_emotion(s, {"sad": 1}, 1.0)
+    h = apply_emotion(s, {"happy": 1}, 1.0, speaking=1.0)
+    d = apply_emotion(s, {"sad": 1}, 1.0, speaking=1.0)
     assert h["jawOpen"] == pytest.approx(0.45, abs=1e-6) and d["jawOpen"] == pytest.approx(0.45, abs=1e-6)
     assert h["mouthSmileLeft"] > 0.5 and d["mouthFrownLeft"] > 0.3
+
+
+def test_an_emotions_mouth_pose_gives_way_to_speech():
+    d = load_directions().direction("surprised")
+    j = COEFF_INDEX["jawOpen"]
+    assert d[j] > 0.3  # surprise drops the jaw
+    silent = apply_emotion(speech(), {"surprised": 1}, 1.0)
+    bilabial = apply_emotion(speech(), {"surprised": 1}, 1.0, speaking=1.0)  # /p/ mid-sentence: speech's jaw shut
+    half = apply_emotion(speech(), {"surprised": 1}, 1.0, speaking=0.5)
+    assert silent["jawOpen"] == pytest.approx(d[j], abs=1e-5)
+    assert bilabial["jawOpen"] == 0.0 and half["jawOpen"] == pytest.approx(0.5 * d[j], abs=1e-5)
+    # the rest of the expression stays while speaking
+    assert bilabial["browInnerUp"] == silent["browInnerUp"] > 0.5
+    talking = apply_emotion(speech(**SPEECH_OPEN), {"surprised": 1}, 1.0, speaking=1.0)
+    assert talking["jawOpen"] == pytest.approx(SPEECH_OPEN["jawOpen"], abs=1e-6)
+    for bad in (float("nan"), -3.0, 7.0):
+        out = apply_emotion(speech(), {"surprised": 1}, 1.0, speaking=bad)
+        assert 0.0 <= out["jawOpen"] <= d[j] + 1e-6
 
 
 def test_angry_presses_lips_at_rest_but_not_mid_word():

@@ -8,7 +8,11 @@ from speech_doubles import LoudnessModel
 
 
 class Smile:
-    def apply(self, s):
+    def __init__(self):
+        self.vads = []
+
+    def apply(self, s, vad=0.0):
+        self.vads.append(vad)
         return s.replace(mouthSmileLeft=0.5)
 
 
@@ -22,16 +26,18 @@ def make():
 
 def test_speech_reaches_the_frame_that_plays_it():
     session, sched = make()
+    smile = session.emotion
     spf = sched.config.samples_per_video_frame
     loud = np.full(spf * 10, 0.8, np.float32)
     voice = np.concatenate([np.zeros(spf * 5, np.float32), loud, np.zeros(spf * 15, np.float32)])
-    out, states = [], {}
+    out, states, vads = [], {}, {}
     for chunk in np.split(voice, len(voice) // 960):  # real time: one 20 ms packet in, one out
         session.push_audio(chunk)
         frame, pts = sched.pull_audio()
         out.append(frame)
         if pts % spf == 0:  # video frame pts // spf falls due with this audio: render it
             states[pts // spf] = session.state_for(pts // spf)
+            vads[pts // spf] = smile.vads[-1]
     # Locate where the loud audio sits in the outbound audio: the same frames must open the jaw.
     out = np.concatenate(out)
     loud_frames = sorted({i // spf for i in np.nonzero(out > 0.5)[0]})
@@ -41,6 +47,7 @@ def test_speech_reaches_the_frame_that_plays_it():
         assert state.t == k / 25
         assert state["mouthSmileLeft"] == 0.5
         assert (state["jawOpen"] > 0.5) == (k in loud_frames), k
+        assert (vads[k] > 0.5) == (k in loud_frames), k  # the emotion layer hears who is speaking
 
 
 def test_idle_when_there_is_no_input_and_pending_frames_are_bounded():

@@ -13,6 +13,11 @@ resolve in order of start time (ties: call order); a change starting while an
 earlier one is still easing starts from wherever that one has got to. On top,
 the per-frame change is bounded (`max_rate`, amount units per second of stream
 time), which also softens instant (transition_ms=0) switches.
+
+`apply` also takes the speech model's voice activity and smooths it into a speaking
+level (fast attack, slower release, so short pauses between words do not reopen an
+emotion's mouth pose): mixing.emotion_delta fades the emotion's own mouth opening
+out while the presenter speaks.
 """
 from __future__ import annotations
 
@@ -27,6 +32,10 @@ from .target import EmotionTarget, coerce
 
 DEFAULT_TRANSITION_MS = 250.0
 DEFAULT_MAX_RATE = 8.0  # per second: a full 0 -> 1 swing takes >= 125 ms
+# Speaking level time constants (s of stream time): the mouth pose gives way within about two
+# frames of the voice starting, and comes back only after a pause longer than a word gap.
+SPEAK_ATTACK_S = 0.04
+SPEAK_RELEASE_S = 0.25
 _N = len(EMOTIONS)
 
 
@@ -71,6 +80,8 @@ class EmotionController:
         self._seq = 0
         self._last_t: float | None = None
         self._out = self._base.copy()  # rate-limited value of the last frame
+        self._speaking = 0.0
+        self._speak_t: float | None = None
 
     # -- schedule -------------------------------------------------------------
     def set(self, target, at_t: float | None = None, transition_ms: float = DEFAULT_TRANSITION_MS) -> EmotionTarget:
@@ -134,15 +145,26 @@ class EmotionController:
         self._prune(t)
         return self._out
 
-    def apply(self, speech_state: FaceState) -> FaceState:
-        """The speech state with the emotion effective at speech_state.t."""
+    def _speaking_at(self, t: float, vad: float) -> float:
+        vad = float(np.clip(vad, 0.0, 1.0)) if np.isfinite(vad) else 0.0
+        if self._speak_t is None or t < self._speak_t:
+            self._speaking = vad  # first frame or a seek back
+        else:
+            tau = SPEAK_ATTACK_S if vad > self._speaking else SPEAK_RELEASE_S
+            self._speaking += (vad - self._speaking) * (1.0 - float(np.exp(-(t - self._speak_t) / tau)))
+        self._speak_t = t
+        return self._speaking
+
+    def apply(self, speech_state: FaceState, vad: float = 0.0) -> FaceState:
+        """The speech state with the emotion effective at speech_state.t; `vad`: the frame's voice activity."""
+        speaking = self._speaking_at(float(speech_state.t), vad)
         v = self._advance(float(speech_state.t))
         amounts, custom = v[:_N], v[_N:_N + NUM_COEFFS]
         amounts = np.clip(amounts, 0.0, MAX_INTENSITY)
         direction = amounts @ self.space.coeffs + custom
         head = amounts @ self.space.head
         speech = np.asarray(speech_state.coeffs, np.float64)
-        delta = emotion_delta(speech, direction, 1.0, self.config.protect_speech)
+        delta = emotion_delta(speech, direction, 1.0, self.config.protect_speech, speaking)
         out = np.clip(speech + delta, 0.0, 1.0)
         if self.config.refine:
             out = refine_along_normal(speech, out, delta, self.config.refine_iters)

@@ -3,9 +3,13 @@
 emotional = speech + k * sum_i w_i d_i (EMOdiffhead eq. 14-15, EmoTalker eq. 3 for
 mixtures), weights normalised, k clamped to [0, MAX_INTENSITY], coefficients to [0, 1].
 
-Two rules keep the emotion from fighting the voice:
+Three rules keep the emotion from fighting the voice:
 * mouth-opening coefficients (jawOpen, lower/upper lip down/up) may only be raised
   by an emotion, never lowered, so a frown cannot close a mouth that speech opened;
+* an emotion's own mouth opening (surprise's dropped jaw, a laugh's parted lips) is a
+  pose of the silent face: it fades out as the presenter speaks (`speaking`, a smoothed
+  voice activity in [0, 1]), so mid-sentence the voice alone opens and closes the mouth
+  and bilabials still close;
 * lip-closing coefficients (mouthClose, press, roll, pucker, funnel, chin raise)
   are speech's: an emotion adds them only while speech keeps the mouth at rest,
   fading out as speech opens the jaw (anger's pressed lips at rest, not mid-word).
@@ -52,11 +56,13 @@ def clamp_intensity(k: float) -> float:
     return float(np.clip(k, 0.0, MAX_INTENSITY)) if np.isfinite(k) else 0.0
 
 
-def emotion_delta(speech: np.ndarray, direction: np.ndarray, k: float, protect: bool = True) -> np.ndarray:
-    """The coefficient change an emotion applies on top of a speech state."""
+def emotion_delta(speech: np.ndarray, direction: np.ndarray, k: float, protect: bool = True,
+                  speaking: float = 0.0) -> np.ndarray:
+    """The coefficient change an emotion applies on top of a speech state (`speaking` in [0, 1])."""
     delta = k * np.asarray(direction, np.float64)
     if protect:
-        delta[_OPEN_IDX] = np.maximum(delta[_OPEN_IDX], 0.0)
+        quiet = 1.0 - float(np.clip(speaking, 0.0, 1.0)) if np.isfinite(speaking) else 1.0
+        delta[_OPEN_IDX] = np.maximum(delta[_OPEN_IDX], 0.0) * quiet
         openness = float(np.clip(speech[COEFF_INDEX["jawOpen"]] / JAW_FULL_SPEECH, 0.0, 1.0))
         delta[_CLOSE_IDX] = np.where(delta[_CLOSE_IDX] > 0, delta[_CLOSE_IDX] * (1.0 - openness), delta[_CLOSE_IDX])
         delta[COEFF_INDEX["mouthClose"]] = 0.0
@@ -86,13 +92,14 @@ def refine_along_normal(speech: np.ndarray, edited: np.ndarray, delta: np.ndarra
 
 
 def apply_emotion(state: FaceState, mixture: Mapping[str, float], intensity: float,
-                  space: EmotionSpace | None = None, config: MixConfig = MixConfig()) -> FaceState:
-    """The speech state edited by a mixture of emotions at an intensity."""
+                  space: EmotionSpace | None = None, config: MixConfig = MixConfig(),
+                  speaking: float = 0.0) -> FaceState:
+    """The speech state edited by a mixture of emotions at an intensity (`speaking`: see emotion_delta)."""
     space = space or load_directions()
     k = clamp_intensity(intensity)
     direction, head = space.mix(mixture)
     speech = np.asarray(state.coeffs, np.float64)
-    delta = emotion_delta(speech, direction, k, config.protect_speech)
+    delta = emotion_delta(speech, direction, k, config.protect_speech, speaking)
     out = np.clip(speech + delta, 0.0, 1.0)
     if config.refine:
         out = refine_along_normal(speech, out, delta, config.refine_iters)
