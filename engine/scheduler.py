@@ -316,11 +316,12 @@ class AVScheduler:
         """The video frame whose time has come (the one to send now)."""
         return max(self.timeline_now(), 0) // self._spf
 
-    def next_render_index(self, last_rendered: int) -> tuple[int, int]:
-        """(frame to render next, frames skipped because they could no longer be on time)."""
+    def next_render_index(self, last_rendered: int, expected_s: float | None = None) -> tuple[int, int]:
+        """(frame to render next, frames skipped because they could no longer be on time). expected_s: the
+        render time seen lately (None: the config's render_expected_s; 0: unknown, skip only frames due)."""
         k = last_rendered + 1
         now = self.clock.now()
-        expected = self.config.render_expected_s
+        expected = self.config.render_expected_s if expected_s is None else expected_s
         if expected > 0:
             # A frame due sooner than a typical render cannot be on time: the first that still can.
             target = now + expected - 1e-9

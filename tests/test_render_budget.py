@@ -122,6 +122,9 @@ def test_a_late_renderer_skips_to_the_first_frame_it_can_still_finish():
     assert s.video_deadline(k) >= clock.now() + 0.1 > s.video_deadline(k - 1)
     # On time (the frame's start time not yet passed): nothing is skipped.
     assert s.next_render_index(k) == (k + 1, 0)
+    # The render time seen lately in the stream overrides the measured one (0: the old rule, below).
+    assert s.next_render_index(5, expected_s=0.2) == (18, 12)  # 0.72 s
+    assert s.next_render_index(5, expected_s=0.0) == (13, 7)
     # Without a measured render time the old rule: the first frame not yet due.
     s0 = AVScheduler(scheduler_config_for(LOOKAHEAD, render_budget_s=0.25), clock)
     s0.start()
