@@ -3,8 +3,9 @@
 The real server app and aiortc client peers of `emolive bench` (streaming/bench.py: real audio model,
 VP8 + Opus on loopback, frame marks read back at the receiver), one session per run, with the
 diffusion renderer of a trained bundle forced onto the CPU (`serve` would fall back to meshwarp
-without a GPU; its frames upscaled to twice their size, see Upscaled) or meshwarp; one run per budget. Per run: frames rendered late / skipped / repeated,
-the A/V offset at the receiver, server-added latency, voice delay, and the budget the session chose.
+without a GPU; its frames upscaled to twice their size, see Upscaled) or meshwarp; one run per
+budget. Per run: frames rendered late / skipped / repeated, the A/V offset at the receiver,
+server-added latency, voice delay, first frame, and the budget the session chose.
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_render_budget.py --bundle build/diffusion/tiny \
         --budgets 0.02 auto --seconds 20 --json out/perf/render_budget.json
@@ -104,7 +105,7 @@ async def one(args, budget, audio: str, workdir: Path) -> dict:
             "fps": fig["fps"], "frames_sent": s["frames_sent"], "frames_late": fig["frames_late"],
             "frames_skipped": fig["drops"]["skipped"], "frames_repeated": fig["drops"]["repeated"],
             "av_offset_ms": fig["av_offset_ms"], "e2e_ms": {k: fig["e2e_ms"][k] for k in ("p50", "p95")},
-            "voice_delay_at_placement_ms": s["voice_delay_at_placement_ms"],
+            "voice_delay_at_placement_ms": s["voice_delay_at_placement_ms"], "first_frame_ms": fig["first_frame_ms"],
             "render_ms": {k: fig["stages"].get("render", {}).get(k) for k in ("p50_ms", "p95_ms", "p99_ms")},
             "load_average": fig["load_average"]}
 

@@ -40,7 +40,7 @@ class BudgetPolicy:
     min_timed: int = 3
     # The probe delays the session's first frame: stop timing after this (keeping min_timed), counted
     # after the warm-up renders.
-    time_cap_s: float = 0.3
+    time_cap_s: float = 0.2
 
     def __post_init__(self) -> None:
         if not (0 < self.quantile <= 100 and self.scale >= 1 and self.margin_s >= 0 and 0 < self.min_s <= self.max_s

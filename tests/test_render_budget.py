@@ -90,7 +90,7 @@ def test_warm_renders_are_timed_after_the_warm_up_over_representative_states():
 
 def test_a_slow_renderer_is_timed_only_a_few_times():
     clock = FakeClock()
-    r = SimulatedRenderer(clock, 0.2)  # three 0.2 s renders are over the time cap
+    r = SimulatedRenderer(clock, 0.1)  # three 0.1 s renders are over the 0.2 s time cap
     _, times = time_renders(r.render, clock.now)
     assert len(times) == POLICY.min_timed
 
@@ -211,16 +211,16 @@ def _open(config: ServerConfig, render_s: float):
 
 
 def test_an_auto_session_opens_with_the_budget_of_its_renderer(caplog):
-    runner, renderer = _open(ServerConfig(render_budget_s="auto"), 0.02)
-    want = POLICY.scale * 0.02 + POLICY.margin_s
+    runner, renderer = _open(ServerConfig(render_budget_s="auto"), 0.015)
+    want = POLICY.scale * 0.015 + POLICY.margin_s
     cfg = runner.scheduler.config
     assert cfg.render_lead_s == pytest.approx(want) and cfg.min_latency_s == pytest.approx(LOOKAHEAD + want)
-    assert cfg.render_expected_s == pytest.approx(0.02)
+    assert cfg.render_expected_s == pytest.approx(0.015)
     assert runner.blank_frame is not None and runner.blank_frame.shape == (48, 48)  # I420 of 32x48
     st = runner.stats()
     assert st["render_budget_ms"] == pytest.approx(1000 * want, abs=0.01)
     assert st["render_budget"] == {"mode": "auto", "budget_ms": pytest.approx(1000 * want, abs=0.01),
-                                   "probe_p50_ms": 20.0, "probe_p95_ms": 20.0, "probe_n": POLICY.max_timed}
+                                   "probe_p50_ms": 15.0, "probe_p95_ms": 15.0, "probe_n": POLICY.max_timed}
     with caplog.at_level(logging.WARNING, logger="streaming.runner"):
         _open(ServerConfig(render_budget_s="auto"), 0.1)
     assert any("60 % of the frames will be skipped" in r.getMessage() for r in caplog.records)
@@ -240,15 +240,16 @@ def test_metrics_carry_the_budget_and_its_probe():
     from streaming.app_common import COUNTERS, RECORDERS, SESSIONS
     from streaming.metrics import metrics
 
-    auto, _ = _open(ServerConfig(render_budget_s="auto"), 0.02)
+    auto, _ = _open(ServerConfig(render_budget_s="auto"), 0.015)
     fixed, _ = _open(ServerConfig(), 0.03)
     app = {SESSIONS: {"a" * 8: auto, "f" * 8: fixed}, COUNTERS: {}, RECORDERS: []}
     text = asyncio.run(metrics(types.SimpleNamespace(app=app))).text
     assert 'emolive_session_render_budget_ms{session="ffffffff"} 20.0' in text
-    assert 'emolive_session_render_budget_ms{session="aaaaaaaa"} 50.0' in text
-    assert 'emolive_session_render_probe_ms{session="aaaaaaaa",quantile="0.95"} 20.0' in text
+    assert 'emolive_session_render_budget_ms{session="aaaaaaaa"} 40.0' in text
+    assert 'emolive_session_render_probe_ms{session="aaaaaaaa",quantile="0.95"} 15.0' in text
     assert 'emolive_session_render_probe_count{session="aaaaaaaa"} 12' in text
     assert 'render_probe_ms{session="ffffffff"' not in text
+    assert 'emolive_session_frames_late{session="aaaaaaaa"} 0' in text  # rendered after their due time
 
 
 # -- settings --------------------------------------------------------------------------------------
