@@ -90,8 +90,8 @@ def test_refinement_reduces_collapse_when_speech_shares_coefficients():
     d = sp.direction("happy")
     n = d / np.linalg.norm(d)
     base = np.asarray(s.coeffs, float)
-    plain = apply_emotion(s, {"happy": 1}, 1.0, config=MixConfig(refine=False))
-    refined = apply_emotion(s, {"happy": 1}, 1.0, config=MixConfig(refine=True))
+    plain = apply_emotion(s, {"happy": 1}, 1.0, config=MixConfig(refine=False), speaking=1.0)
+    refined = apply_emotion(s, {"happy": 1}, 1.0, config=MixConfig(refine=True), speaking=1.0)
     moved_plain = (np.asarray(plain.coeffs) - base) @ n
     moved_refined = (np.asarray(refined.coeffs) - base) @ n
     assert moved_plain < 0.9 * (d @ n)  # collapse happened

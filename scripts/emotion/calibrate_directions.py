@@ -31,6 +31,10 @@ prototype p with support S, engine/emotion/facs.py):
    prototype (0.55-0.8); the rendered emotions were too faint to read
    (docs/emotion.md).
 5. anger's AU10 (round 4): RENDERED_AU10 below, added after the rescale.
+6. posed levels (round 5): the action units of each emotion's prototypes set to the levels in
+   scripts/emotion/posed_levels.json, written by scripts/emotion/tune_directions.py (FER-2013 in the loop
+   on a development split; both sides of a pair alike). `--posed-only` applies this step alone to the
+   committed asset (steps 1-5 re-measure everything).
 Contempt has no data here and is the prototype alone.
 """
 from __future__ import annotations
@@ -66,6 +70,7 @@ KEEP_PROTOTYPE_APEX = ("contempt",)
 # aperture. Level D (0.8) was picked on a development split with the FER-2013 classifier in the loop
 # (0.4 / 0.6 / 0.8 / 1.0 tried; docs/emotion.md, round 4), checked on the held-out neutral set.
 RENDERED_AU10 = {"angry": 0.8}
+POSED = Path(__file__).resolve().parent / "posed_levels.json"
 CREMAD = {"angry": "ANG", "disgusted": "DIS", "fear": "FEA", "happy": "HAP", "sad": "SAD"}
 
 
@@ -135,11 +140,31 @@ def top(v: np.ndarray, n: int = 6) -> str:
     return ", ".join(f"{BLENDSHAPE_NAMES[i]} {v[i]:+.2f}" for i in idx if abs(v[i]) >= 0.01)
 
 
+def apply_posed(space: EmotionSpace, table: dict) -> EmotionSpace:
+    """Step 6: set each listed action unit (a "...Left" name stands for the pair) to its posed level."""
+    coeffs = space.coeffs.copy()
+    sources = dict(space.sources)
+    for e, levels in table["levels"].items():
+        i = EMOTIONS.index(e)
+        for name, v in levels.items():
+            names = (name, name[:-4] + "Right") if name.endswith("Left") else (name,)
+            for n in names:
+                coeffs[i, COEFF_INDEX[n]] = float(v)
+        sources[e] = sources[e].split(" + posed levels")[0] + " + posed levels (tuned on a development split)"
+    return EmotionSpace(coeffs=coeffs, head=space.head, sources=sources)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", default=str(ASSET))
     ap.add_argument("--report", default=None, help="also write the measurements as JSON here")
+    ap.add_argument("--posed-only", action="store_true", help="apply step 6 to the committed asset and stop")
     args = ap.parse_args()
+    if args.posed_only:
+        space = apply_posed(EmotionSpace.from_json(json.loads(ASSET.read_text())), json.loads(POSED.read_text()))
+        Path(args.out).write_text(json.dumps(space.to_json(), indent=1) + "\n")
+        print(f"wrote {args.out}")
+        return 0
     sd = shared_dir()
     if sd is None:
         print("../shared not present", file=sys.stderr)
@@ -220,6 +245,8 @@ def main() -> int:
         sources[e] += f" + AU10 (EMFACS variant) drawn through noseSneer {v}"
         report[e]["final"] = top(coeffs[i], 8)
     space = EmotionSpace(coeffs=coeffs, head=head, sources=sources)
+    if POSED.exists():
+        space = apply_posed(space, json.loads(POSED.read_text()))
     Path(args.out).write_text(json.dumps(space.to_json(), indent=1) + "\n")
     print(json.dumps(report, indent=1))
     if args.report:
