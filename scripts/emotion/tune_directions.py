@@ -9,7 +9,8 @@ of that emotion's FACS/EMFACS prototypes, left and right sides together) is trie
 class, then the value nearer the start). Only the knobs listed in KNOBS move, so an emotion can get stronger or
 weaker in its own AUs but cannot import another emotion's.
 
-Development split only: London neutral faces whose number is not a multiple of 5 (every third one, 29 people;
+Development split only: London neutral faces whose number is not a multiple of 5 (every third one, 29 people,
+or every `--stride`-th;
 the held-out people of scripts/emotion/eval_fer.py --set neutral never appear) and the GRID speakers
 bbaf2n, brbk7n, lrwp9a. The result is a table of coefficient values for calibrate_directions.py
 (POSED); the proof is then scripts/emotion/eval_fer.py on the held-out set, which this script never sees.
@@ -59,10 +60,10 @@ def pair(name: str) -> tuple[int, ...]:
     return (COEFF_INDEX[name],)
 
 
-def dev_portraits(sd: Path) -> list[Path]:
+def dev_portraits(sd: Path, stride: int = 3) -> list[Path]:
     london = sorted(p for p in (sd / "data" / "expressions" / "london" / "neutral").glob("*_03.jpg")
                     if int(p.name[:3]) % 5)
-    return london[::3] + [sd / "data" / "portraits" / g for g in DEV_GRID]
+    return london[::stride] + [sd / "data" / "portraits" / g for g in DEV_GRID]
 
 
 class Judge:
@@ -137,6 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--emotions", default=",".join(KNOBS))
     ap.add_argument("--passes", type=int, default=2)
+    ap.add_argument("--stride", type=int, default=3, help="every n-th development London face (1: all 86)")
     ap.add_argument("--out", default="out/tune.json")
     ap.add_argument("--write-levels", action="store_true",
                     help="also write the tuned levels to scripts/emotion/posed_levels.json (calibration step 6)")
@@ -145,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     if sd is None:
         print("needs ../shared", file=sys.stderr)
         return 2
-    judge = Judge(dev_portraits(sd))
+    judge = Judge(dev_portraits(sd, args.stride))
     space = load_directions()
     report = {"portraits": len(judge.renderers), "emotions": {}}
     for e in args.emotions.split(","):
