@@ -1,19 +1,20 @@
 """Tune the strength of each emotion's action units on a development split, FER-2013 in the loop.
 
     OMP_NUM_THREADS=1 .venv/bin/python scripts/emotion/tune_directions.py [--emotions fear,sad]
-        [--passes 2] [--out out/tune.json]
+        [--passes 2] [--stride 3] [--out out/tune.json] [--write-levels]
 
 Coordinate ascent, one emotion at a time, starting from the committed direction: each knob (an action unit
 of that emotion's FACS/EMFACS prototypes, left and right sides together) is tried at its current value and at
-0, .25, .5, .75 and 1, and kept where the intended FER-2013 class wins most often at k = 1 (ties: the higher mean probability of that
-class, then the value nearer the start). Only the knobs listed in KNOBS move, so an emotion can get stronger or
+0, .25, .5, .75 and 1, and kept where the intended FER-2013 class wins most often at k = 1 (ties: the higher
+mean probability of that class, then the value nearer the start). Only the knobs listed in KNOBS move, so an emotion can get stronger or
 weaker in its own AUs but cannot import another emotion's.
 
 Development split only: London neutral faces whose number is not a multiple of 5 (every third one, 29 people,
-or every `--stride`-th;
-the held-out people of scripts/emotion/eval_fer.py --set neutral never appear) and the GRID speakers
-bbaf2n, brbk7n, lrwp9a. The result is a table of coefficient values for calibrate_directions.py
-(POSED); the proof is then scripts/emotion/eval_fer.py on the held-out set, which this script never sees.
+or every `--stride`-th; the held-out people of scripts/emotion/eval_fer.py --set neutral never appear) and the
+GRID speakers bbaf2n, brbk7n, lrwp9a. The result is scripts/emotion/posed_levels.json (`--write-levels`),
+applied by calibrate_directions.py (step 6); the proof is then scripts/emotion/eval_fer.py on the held-out set,
+which this script never renders. Round 5 (docs/emotion.md): a first pass with the defaults, then
+`--stride 2 --emotions fear,surprised,disgusted,sad`.
 """
 from __future__ import annotations
 
