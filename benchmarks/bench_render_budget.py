@@ -31,31 +31,6 @@ def _budget(text: str):
     return text if text == "auto" else float(text)
 
 
-def _hooks() -> None:
-    """Until the bench carries them itself: each session's render budget and late-frame counter in the
-    round's snapshots and figures (wrappers around streaming.bench_round / streaming.bench)."""
-    from streaming import bench, bench_round
-
-    snapshot = bench_round.Round._snapshot
-
-    def with_late(runners):
-        snap = snapshot(runners)
-        for sid, r in runners.items():
-            if sid in snap["per"]:
-                snap["per"][sid]["late"] = r.counters["frames_late"]
-        return snap
-    bench_round.Round._snapshot = staticmethod(with_late)
-    figures = bench.round_figures
-
-    def with_budget(rnd, client, cfg, lookahead_ms):
-        fig = figures(rnd, client, cfg, lookahead_ms)
-        fig["render_budget"] = [r.stats()["render_budget"] for r in rnd.runners.values()]
-        fig["frames_late"] = sum(rnd.end["per"][s]["late"] - rnd.start["per"][s]["late"]
-                                 for s in rnd.runners if s in rnd.start["per"] and s in rnd.end["per"])
-        return fig
-    bench.round_figures = with_budget
-
-
 class Upscaled:
     """A renderer's frames at twice the size: the bench's frame marks need 320 px of width, a tiny
     diffusion bundle draws 256 (and 512 is what a session streams by default)."""
@@ -101,8 +76,8 @@ async def one(args, budget, audio: str, workdir: Path) -> dict:
     finally:
         server.create_app = create_app
     s = fig["per_session"][0]
-    return {"render_budget_s": budget, "render_budget": fig["render_budget"][0],
-            "fps": fig["fps"], "frames_sent": s["frames_sent"], "frames_late": fig["frames_late"],
+    return {"render_budget_s": budget, "render_budget": s["render_budget"],
+            "fps": fig["fps"], "frames_sent": s["frames_sent"], "frames_late": s["frames_late"],
             "frames_skipped": fig["drops"]["skipped"], "frames_repeated": fig["drops"]["repeated"],
             "av_offset_ms": fig["av_offset_ms"], "e2e_ms": {k: fig["e2e_ms"][k] for k in ("p50", "p95")},
             "voice_delay_at_placement_ms": s["voice_delay_at_placement_ms"], "first_frame_ms": fig["first_frame_ms"],
@@ -113,7 +88,6 @@ async def one(args, budget, audio: str, workdir: Path) -> dict:
 async def run(args) -> list[dict]:
     from streaming.bench_setup import speech_file
 
-    _hooks()
     workdir = Path(tempfile.mkdtemp(prefix="emolive-budget-"))
     audio, _ = speech_file(args.audio, workdir)
     out = []

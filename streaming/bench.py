@@ -145,7 +145,9 @@ async def bench(args) -> dict[str, Any]:
             settings = {"fps": cfg.fps, "render_budget_s": cfg.render_budget_s, "jitter_s": cfg.jitter_s,
                         "render_threads": cfg.render_threads, "renderer": cfg.renderer,
                         "avatar": cfg.avatar or "(default)", "model_lookahead_ms": round(b.lookahead_ms, 2),
-                        "voice_delay_ms": round(b.lookahead_ms + 1000 * (cfg.render_budget_s + cfg.jitter_s), 1),
+                        # with an auto budget each session measures its own (per-session "render_budget")
+                        "voice_delay_ms": None if cfg.render_budget_s == "auto" else
+                        round(b.lookahead_ms + 1000 * (cfg.render_budget_s + cfg.jitter_s), 1),
                         "audio_rx_buffer": args.audio_rx_buffer}
             if args.find_max_sessions:
                 rounds = []
@@ -198,6 +200,10 @@ async def bench(args) -> dict[str, Any]:
     return result
 
 
+def _budget(v: str):
+    return v if v == "auto" else float(v)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="emolive bench", description=__doc__.split("\n\n")[0])
     p.add_argument("--seconds", type=float, default=20.0, help="measured seconds per run (after the warm-up)")
@@ -217,7 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", help="server settings YAML (as for `emolive serve`)")
     p.add_argument("--avatar")
     p.add_argument("--fps", type=int)
-    p.add_argument("--render-budget", type=float, help="render_budget_s (render lead, part of the voice delay)")
+    p.add_argument("--render-budget", type=_budget, help="render_budget_s: seconds or auto (render lead, part of the voice delay)")
     p.add_argument("--jitter", type=float, help="jitter_s (input jitter headroom, part of the voice delay)")
     p.add_argument("--render-threads", type=int)
     p.add_argument("--audio-rx-buffer", choices=("shallow", "stock"), default="shallow",

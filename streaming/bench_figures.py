@@ -184,7 +184,8 @@ def round_figures(rnd: Round, client: dict, cfg, lookahead_ms: float) -> dict[st
         timeline = {f"{k[:-len('_samples')]}_ms": round(1000.0 * (b["timeline"][k] - a["timeline"][k]) / rate, 1)
                     for k in TIMELINE_STATS}
         entry = {"session": sid[:8], "fps": round(sent / dur, 2), "frames_sent": sent, "frames_skipped": dropped,
-                 "frames_repeated": repeated, "e2e_ms": _pct(vals.get("e2e", [])),
+                 "frames_repeated": repeated, "frames_late": b["late"] - a["late"],
+                 "render_budget": st["render_budget"], "e2e_ms": _pct(vals.get("e2e", [])),
                  "first_frame_ms": st["first_frame_ms"], "worker_and_render_cpu_pct": cpu,
                  "input_timeline_ms": timeline,
                  # frames drawn without a speech frame from the model (it was late, or there was no input)

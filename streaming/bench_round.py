@@ -40,7 +40,8 @@ class Round:
         for sid, r in runners.items():
             st = r.stats()
             per[sid] = {"frames_sent": r.counters["frames_sent"], "dropped": r.counters["frames_dropped"],
-                        "repeated": r.slot.repeats, "session_cpu_s": st["session_cpu_s"],
+                        "repeated": r.slot.repeats, "late": r.counters["frames_late"],
+                        "session_cpu_s": st["session_cpu_s"],
                         "timeline": {k: r.scheduler.stats.get(k, 0) for k in TIMELINE_STATS},
                         "idle_frames": r.session.stats["idle_frames"],
                         # how far the outbound audio (R) is behind the clock: > 20 ms means its sender
