@@ -25,10 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-
-def say(line: str) -> None:
-    sys.stdout.write(line + "\n")
-    sys.stdout.flush()
+from streaming.bench_client import say  # noqa: E402  (one line per event on stdout, flushed for the parent)
 
 
 class CountingDecoder:
