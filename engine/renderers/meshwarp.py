@@ -24,6 +24,7 @@ from ..face_geometry import (EYE_L_LIDS, EYE_R_LIDS, IRIS_L, IRIS_R, LIPS_INNER,
 from ..rig import load_rig
 from ..types import COEFF_INDEX, NUM_COEFFS, FaceState
 from .base import register
+from .eyes import EyePainter
 from .folds import FoldPainter
 from .mouth import MouthPainter
 
@@ -150,11 +151,12 @@ class MeshWarpRenderer:
     name = "meshwarp"
 
     def __init__(self, avatar, rig=None, mouth_interior: bool = True, gain=None, folds: bool = True,
-                 rest: bool = False, au_shapes: bool = True):
+                 rest: bool = False, au_shapes: bool = True, eyes: bool = True):
         """`rest`: render states relative to the photo's own expression (engine/avatar/rest.py), so the
         neutral state un-smiles a smiling photo; off, the neutral state is the photo (the diffusion
         hint and its tracking rely on that). The registered "meshwarp" renderer turns it on.
-        `au_shapes`: add the AU4 knit and the AU9/10 upper-lip rise (off only to measure them)."""
+        `au_shapes`: add the AU4 knit and the AU9/10 upper-lip rise (off only to measure them).
+        `eyes`: paint a sclera and a round iris when the lids open wider than at rest (eyes.py)."""
         self.avatar = avatar
         self.size = avatar.size
         self._src = np.ascontiguousarray(avatar.image)
@@ -207,6 +209,7 @@ class MeshWarpRenderer:
         self._iris = np.array(IRIS_R + IRIS_L)
         self._mouth = MouthPainter(self._v0, frame.scale) if mouth_interior else None
         self._folds = FoldPainter(frame.scale) if folds else None
+        self._eyes = EyePainter(self._src, self._v0, self._base, frame.scale) if eyes else None
         self._lids = [(COEFF_INDEX[n], np.array([u for u, _ in lids])) for n, lids in
                       (("eyeBlinkRight", EYE_R_LIDS), ("eyeBlinkLeft", EYE_L_LIDS))]
         self._lash_shift = LASH_SHIFT * frame.scale
@@ -266,6 +269,8 @@ class MeshWarpRenderer:
             self._folds.paint(out, np.asarray(state.coeffs) - self._rest_c, dst_xy)
         if self._mouth is not None:
             self._mouth.paint(out, dst_xy)
+        if self._eyes is not None:
+            self._eyes.paint(out, dst_xy)
         self._paint_lashes(out, state, dst_xy)
         return out
 

@@ -1,7 +1,7 @@
 """Look at rendered emotions: a contact sheet of the face, and of what FER-2013 sees (its 64x64 gray crop).
 
     OMP_NUM_THREADS=1 .venv/bin/python scripts/emotion/contact_sheet.py --out out/emotions.png
-        [--set current|neutral] [--portraits london_005,grid_lbax4n] [--k 1.0] [--no-fer]
+        [--set current|neutral] [--portraits london_005,grid_lbax4n] [--k 1.0] [--no-fer] [--no-eyes]
 
 One row per portrait, one column per emotion (neutral first) at intensity k, each
 cell the face region of the meshwarp render (rest expression undone); with FER,
@@ -68,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--portraits", default="", help="comma-separated names (default: the whole set)")
     ap.add_argument("--k", type=float, default=1.0)
     ap.add_argument("--no-fer", action="store_true")
+    ap.add_argument("--no-eyes", action="store_true", help="without the painted eyeballs (engine/renderers/eyes.py)")
     args = ap.parse_args(argv)
     import cv2
 
@@ -86,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     for j, e in enumerate(EMOTIONS):
         cv2.putText(sheet, f"{e} {args.k:g}", (j * CELL + 6, 17), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (0, 0, 0), 1)
     for i, (name, av) in enumerate(avatars.items()):
-        r = create("meshwarp", av)
+        r = create("meshwarp", av, eyes=not args.no_eyes)
         y = 24 + i * h
         for j, e in enumerate(EMOTIONS):
             frame = r.render(apply_emotion(FaceState.neutral(), {e: 1.0}, args.k))

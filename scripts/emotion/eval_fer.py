@@ -1,6 +1,6 @@
 """Proof: render each emotion at k = 0 .. 1 on real portraits and classify the frames with FER-2013.
 
-    OMP_NUM_THREADS=1 .venv/bin/python scripts/emotion/eval_fer.py [--set current|neutral] [--no-rest]
+    OMP_NUM_THREADS=1 .venv/bin/python scripts/emotion/eval_fer.py [--set current|neutral] [--no-rest] [--no-eyes]
         [--crop mesh|haar] [--out /tmp/fer_eval.json]
 
 Portrait sets (../shared, tests and benchmarks only):
@@ -45,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--size", type=int, default=512)
     ap.add_argument("--set", choices=("current", "neutral"), default="current")
     ap.add_argument("--no-rest", action="store_true", help="render relative to the photo (rest expression kept)")
+    ap.add_argument("--no-eyes", action="store_true", help="without the painted eyeballs (engine/renderers/eyes.py)")
     ap.add_argument("--crop", choices=("mesh", "haar"), default="mesh",
                     help="face crop fed to FER: ours (face mesh square) or fer's own (Haar box + 10 px)")
     args = ap.parse_args(argv)
@@ -69,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     clf = FerClassifier(crop=args.crop)
     probs: dict[str, dict[str, list]] = {}
     for name, av in avatars.items():
-        r = create("meshwarp", av, rest=not args.no_rest)
+        r = create("meshwarp", av, rest=not args.no_rest, eyes=not args.no_eyes)
         probs[name] = {}
         for e in EMOTIONS[1:]:
             row = []

@@ -1,0 +1,222 @@
+"""A painted eyeball (sclera and a round iris) for lids opened wider than the photo.
+
+Widening the eyes (eyeWide, AU5) moves the upper-lid landmarks up while the iris
+landmarks stay, so the warp stretches the photo's iris and lid into a tall dark
+oval. A real widened eye shows the white above a still-round iris. Inside the
+deformed eye contour we paint a shaded sclera and the photo's own iris as a
+disc of its own radius at the warped iris centre (gaze still moves it), faded in
+by how much wider the lids are than at rest, so the rest pose and blinks (a
+narrower gap) keep the photo's eye exactly.
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from kernels.warp import blend_masked
+
+from ..face_geometry import EYE_L, EYE_L_LIDS, EYE_R, EYE_R_LIDS, IRIS_L, IRIS_R
+
+# Contours run outer corner -> upper lid -> inner corner -> lower lid (EYE_R: 33 ... 133 ... 7).
+_SIDES = ((EYE_R, EYE_R_LIDS, IRIS_R), (EYE_L, EYE_L_LIDS, IRIS_L))
+DEAD = 0.004  # extra lid gap (inter-ocular units) ignored: numerical noise and tiny openings stay the photo
+FADE_IN = 0.018  # extra gap over which the painted eyeball fades in (eyeWide = 1 opens about 0.03)
+LASH = 0.75  # the upper lid's margin: lashes over the top pixel of the eyeball (share of the lash colour)
+LASH_W = 0.009  # its fall-off (inter-ocular units: about one pixel at 512 px)
+LID_SHADE = 0.3  # soft shadow of the upper lid on the eyeball
+LID_SHADE_W = 0.3  # its fall-off, as a share of the local lid gap
+CORNER = 0.55  # towards the corners the eyeball curves away and the caruncle shows: it turns to shadowed skin
+LOWER_SHADE = 0.12  # a little darkening along the lower lid (its wet line and shadow)
+BALL_SHADE = 0.2  # the ball's curvature: darker away from the middle of the opening
+SOFT = 0.005  # blur of the painted eyeball and its edge (inter-ocular units, ~0.5 px at 512 px): a photo's softness
+MIN_SCLERA_PX = 5  # fewer visible sclera pixels than this and an eye borrows the other's colour
+# Sclera luminance from the skin's below the eye, least squares over the London set's 102 neutral faces
+# (204 eyes, residual sd 18 of 255; a plain ratio leaves 29; scripts/emotion/eye_stats.py): used only when
+# neither eye of a photo shows enough white to measure.
+SCLERA_FROM_SKIN = (114.0, 0.345)
+SCLERA_MAX = 225.0  # the fallback never glows whiter than this
+
+
+def _gap(xy: np.ndarray, lids) -> float:
+    """Mean upper/lower lid distance over the middle three lid pairs (like eye_aspect_ratio)."""
+    return float(np.mean([np.hypot(*(xy[d, :2] - xy[u, :2])) for u, d in lids[2:5]]))
+
+
+def _poly_mask(poly: np.ndarray, x0: int, y0: int, w: int, h: int) -> np.ndarray:
+    """Anti-aliased fill of a polygon into an (h, w) float32 mask in [0, 1], box origin (x0, y0)."""
+    m = np.zeros((h, w), np.uint8)
+    cv2.fillPoly(m, [np.round((poly - (x0, y0)) * 16).astype(np.int32)], 255, lineType=cv2.LINE_AA, shift=4)
+    return m.astype(np.float32) * np.float32(1.0 / 255.0)
+
+
+def _luma(rgb: np.ndarray) -> np.ndarray:
+    return rgb @ np.array([0.299, 0.587, 0.114])
+
+
+class _Eye:
+    """One eye's photo measurements: rest gap, iris sprite (colour + alpha), sclera colour."""
+
+    def __init__(self, image: np.ndarray, photo: np.ndarray, rest: np.ndarray, contour, lids, iris):
+        self.contour = list(contour)
+        self.upper = list(contour[:9])
+        self.lower = list(contour[8:]) + [contour[0]]
+        self.lids = lids
+        self.centre = iris[0]
+        self.rest_gap = _gap(rest, lids)
+        h, w = image.shape[:2]
+        c = photo[iris[0], :2].astype(np.float64)
+        # The horizontal rim points: the vertical ones sit under the lids in most photos and the
+        # detector places them short (their radius is ~10 % smaller on the London faces).
+        self.radius = r = float(np.mean([np.hypot(*(photo[i, :2] - c)) for i in (iris[1], iris[3])]))
+        half = int(np.ceil(r)) + 2
+        sx0, sy0 = int(np.floor(c[0])) - half, int(np.floor(c[1])) - half
+        size = 2 * half + 2
+        self.sprite_origin = np.array([sx0, sy0], np.float64) - c  # relative to the photo's iris centre
+        ys, xs = np.mgrid[sy0:sy0 + size, sx0:sx0 + size]
+        d = np.hypot(xs - c[0], ys - c[1])
+        patch = image[np.clip(ys, 0, h - 1), np.clip(xs, 0, w - 1)].astype(np.float64)
+        # Visible eye pixels: inside the photo's eye contour, one pixel in from the lid margins (lashes).
+        poly = photo[self.contour, :2]
+        inside = _poly_mask(poly, sx0, sy0, size, size) > 0.99
+        inside = cv2.erode(inside.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+        iris_px = inside & (d < r - 0.5)
+        # Radial profile (median per 1-px ring, robust to the catch-light and lashes): the top of the iris is
+        # usually under the lid, so the profile draws the whole disc; rings never seen take the nearest seen.
+        nb = int(np.ceil(r))
+        ring = np.minimum(d.astype(int), nb - 1)
+        prof = np.full((nb, 3), np.nan)
+        for b in range(nb):
+            sel = iris_px & (ring == b)
+            if sel.sum() >= 2:
+                prof[b] = np.median(patch[sel], axis=0)
+        seen = np.flatnonzero(~np.isnan(prof[:, 0]))
+        if len(seen) == 0:  # an eye shut in the photo: a dark brown disc, darker at the pupil
+            prof = np.array([[40.0, 30.0, 25.0]]) * np.linspace(0.6, 1.0, nb)[:, None]
+        else:
+            prof = np.stack([np.interp(np.arange(nb), seen, prof[seen, k]) for k in range(3)], axis=1)
+        self.profile = prof
+        colour = prof[ring]
+        # Where the photo shows the iris, keep its own texture and catch-light (feathered so no seam shows).
+        keep = cv2.GaussianBlur(iris_px.astype(np.float32), (0, 0), 0.8) * iris_px
+        colour = colour * (1 - keep[..., None]) + patch * keep[..., None]
+        self.sprite = np.ascontiguousarray(colour, np.float32)
+        self.sprite_alpha = np.clip(r + 0.5 - d, 0.0, 1.0).astype(np.float32)  # a 1-px anti-aliased rim
+        # Sclera: visible pixels clear of the iris (and its darker limbal ring); the lit part (luminance
+        # between the 60th and 95th percentile: at 512 px a few pixels of white are blurred with lashes,
+        # lid shadow and the corners, which the shading paints back; the very brightest may be a catch-light).
+        bx0, by0 = np.floor(poly.min(axis=0)).astype(int) - 1
+        bx1, by1 = np.ceil(poly.max(axis=0)).astype(int) + 2
+        bx0, by0, bx1, by1 = max(bx0, 0), max(by0, 0), min(bx1, w), min(by1, h)
+        self.sclera_px = 0
+        self.sclera = None
+        if bx1 - bx0 > 2 and by1 - by0 > 2:
+            m = _poly_mask(poly, bx0, by0, bx1 - bx0, by1 - by0) > 0.99
+            m = cv2.erode(m.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+            yy, xx = np.mgrid[by0:by1, bx0:bx1]
+            m &= np.hypot(xx - c[0], yy - c[1]) > 1.15 * r + 1.0
+            px = image[by0:by1, bx0:bx1][m].astype(np.float64)
+            self.sclera_px = len(px)
+            if len(px) >= MIN_SCLERA_PX:
+                lum = _luma(px)
+                lo, hi = np.percentile(lum, [60, 95])
+                self.sclera = np.median(px[(lum >= lo) & (lum <= hi)], axis=0)
+        # Skin just below the lower lid (for the fallback sclera).
+        low = photo[self.lower, :2]
+        ky0 = int(np.ceil(low[:, 1].max())) + 2
+        kx0, kx1 = int(np.floor(low[:, 0].min())), int(np.ceil(low[:, 0].max()))
+        skin = image[min(ky0, h - 1):min(ky0 + max(2, int(r)), h), max(kx0, 0):min(kx1, w)].reshape(-1, 3)
+        self.skin = np.median(skin, axis=0).astype(np.float64) if len(skin) else np.array([128.0, 100.0, 90.0])
+        # The lash colour: the darkest third of the pixels on the upper lid margin.
+        up = np.round(photo[self.upper, :2]).astype(int)
+        lash = image[np.clip(up[:, 1], 0, h - 1), np.clip(up[:, 0], 0, w - 1)].astype(np.float64)
+        self.lash = lash[np.argsort(_luma(lash))[:3]].mean(axis=0)
+
+
+def _fallback_sclera(skin: np.ndarray) -> np.ndarray:
+    """A sclera for a photo that shows almost none: its luminance as real faces' relates to their skin's
+    (lit by the same light; brighter than dark skin, about as bright as fair skin, never glowing white),
+    nearly grey with a trace of the skin's warmth."""
+    a, b = SCLERA_FROM_SKIN
+    lum = min(a + b * float(_luma(skin)), SCLERA_MAX)
+    tint = skin / max(float(_luma(skin)), 1.0)
+    return lum * (0.85 + 0.15 * tint)
+
+
+class EyePainter:
+    """Paints both eyeballs when the deformed lids open wider than at rest.
+
+    `image`: the avatar photo (RGB uint8); `photo_xy`: its landmarks (px); `rest_xy`: the vertices of the
+    renderer's rest pose (the photo with its own expression undone), whose lid gap is the reference;
+    `scale`: the inter-ocular distance in px.
+    """
+
+    def __init__(self, image: np.ndarray, photo_xy: np.ndarray, rest_xy: np.ndarray, scale: float):
+        self._eyes = [_Eye(image, photo_xy, rest_xy, *s) for s in _SIDES]
+        a, b = self._eyes
+        for e, other in ((a, b), (b, a)):
+            if e.sclera is None:
+                # Too little white to measure (narrow or hooded eyes): the other eye's, or failing that a
+                # colour from the skin below the eye (see _fallback_sclera).
+                e.sclera = other.sclera if other.sclera is not None else _fallback_sclera(e.skin)
+        self._lash_w = LASH_W * scale
+        self._soft = SOFT * scale
+        self._dead = DEAD * scale
+        self._fade = FADE_IN * scale
+
+    def strength(self, xy: np.ndarray) -> list[float]:
+        """Per eye (image-left first), how much of the painted eyeball shows for these deformed vertices."""
+        return [float(np.clip((_gap(xy, e.lids) - e.rest_gap - self._dead) / self._fade, 0.0, 1.0))
+                for e in self._eyes]
+
+    def paint(self, out: np.ndarray, xy: np.ndarray) -> None:
+        for e, s in zip(self._eyes, self.strength(xy)):
+            if s > 0.0:
+                self._paint_eye(out, xy, e, s)
+
+    def _paint_eye(self, out: np.ndarray, xy: np.ndarray, e: _Eye, strength: float) -> None:
+        poly = xy[e.contour, :2].astype(np.float64)
+        h, w = out.shape[:2]
+        x0, y0 = np.floor(poly.min(axis=0)).astype(int) - 1
+        x1, y1 = np.ceil(poly.max(axis=0)).astype(int) + 2
+        x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
+        if x1 - x0 < 3 or y1 - y0 < 3:
+            return
+        bw, bh = x1 - x0, y1 - y0
+        alpha = _poly_mask(poly, x0, y0, bw, bh) * np.float32(strength)
+
+        # Shading of a lit ball seen through the lids: shadow under the upper lid, darker to the corners.
+        xs = np.arange(x0, x1, dtype=np.float64) + 0.5
+        ys = np.arange(y0, y1, dtype=np.float64)[:, None] + 0.5
+        up, lo = poly[:9], np.vstack([poly[8:], poly[:1]])
+        yu = np.interp(xs, *_sorted_xy(up))
+        yl = np.interp(xs, *_sorted_xy(lo))
+        gap = np.maximum(yl - yu, 1.0)[None, :]
+        below = np.maximum(ys - yu[None, :], 0.0)
+        above = np.maximum(yl[None, :] - ys, 0.0)
+        cx = 0.5 * (poly[:, 0].min() + poly[:, 0].max())
+        half_w = max(0.5 * np.ptp(poly[:, 0]), 1.0)
+        side = np.clip(np.abs(xs - cx) / half_w, 0.0, 1.0)[None, :]
+        shade = ((1.0 - LID_SHADE * np.exp(-below / (LID_SHADE_W * gap)))
+                 * (1.0 - LOWER_SHADE * np.exp(-above / (0.2 * gap)))
+                 * (1.0 - BALL_SHADE * side ** 2))
+        corner = CORNER * np.clip((side - 0.55) / 0.45, 0.0, 1.0) ** 2
+        lash = LASH * np.exp(-below / self._lash_w)
+
+        # The iris sprite, moved to the warped iris centre (sub-pixel, so gaze moves it smoothly).
+        t = xy[e.centre, :2] + e.sprite_origin - (x0, y0)
+        m = np.float32([[1, 0, t[0]], [0, 1, t[1]]])
+        iris = cv2.warpAffine(e.sprite, m, (bw, bh), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        ia = cv2.warpAffine(e.sprite_alpha, m, (bw, bh), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+        colour = e.sclera[None, None, :] * (1.0 - ia[..., None]) + iris * ia[..., None]
+        colour = colour * (1.0 - corner[..., None]) + (0.8 * e.skin) * corner[..., None]
+        colour *= shade[..., None]
+        colour = colour * (1.0 - lash[..., None]) + e.lash * lash[..., None]
+        colour = cv2.GaussianBlur(colour.astype(np.float32), (0, 0), self._soft)
+        alpha = cv2.GaussianBlur(alpha, (0, 0), self._soft)
+        overlay = np.clip(colour + 0.5, 0, 255).astype(np.uint8)
+        blend_masked(out[y0:y1, x0:x1], overlay, alpha)
+
+
+def _sorted_xy(pts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    order = np.argsort(pts[:, 0])
+    return pts[order, 0], pts[order, 1]
