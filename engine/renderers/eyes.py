@@ -23,11 +23,11 @@ DEAD = 0.004  # extra lid gap (inter-ocular units) ignored: numerical noise and 
 FADE_IN = 0.018  # extra gap over which the painted eyeball fades in (eyeWide = 1 opens about 0.03)
 LASH = 0.75  # the upper lid's margin: lashes over the top pixel of the eyeball (share of the lash colour)
 LASH_W = 0.009  # its fall-off (inter-ocular units: about one pixel at 512 px)
-LID_SHADE = 0.3  # soft shadow of the upper lid on the eyeball
-LID_SHADE_W = 0.3  # its fall-off, as a share of the local lid gap
+LID_SHADE = 0.25  # soft shadow of the upper lid on the eyeball
+LID_SHADE_W = 0.2  # its fall-off, as a share of the local lid gap
 CORNER = 0.55  # towards the corners the eyeball curves away and the caruncle shows: it turns to shadowed skin
 LOWER_SHADE = 0.12  # a little darkening along the lower lid (its wet line and shadow)
-BALL_SHADE = 0.2  # the ball's curvature: darker away from the middle of the opening
+BALL_SHADE = 0.1  # the ball's curvature: darker away from the middle of the opening
 SOFT = 0.005  # blur of the painted eyeball and its edge (inter-ocular units, ~0.5 px at 512 px): a photo's softness
 MIN_SCLERA_PX = 5  # fewer visible sclera pixels than this and an eye borrows the other's colour
 # Sclera luminance from the skin's below the eye, least squares over the London set's 102 neutral faces
