@@ -37,9 +37,10 @@ SCLERA_FROM_SKIN = (114.0, 0.345)
 SCLERA_MAX = 225.0  # the fallback never glows whiter than this
 
 
-def _gap(xy: np.ndarray, lids) -> float:
-    """Mean upper/lower lid distance over the middle three lid pairs (like eye_aspect_ratio)."""
-    return float(np.mean([np.hypot(*(xy[d, :2] - xy[u, :2])) for u, d in lids[2:5]]))
+def _gap(xy: np.ndarray, ups: np.ndarray, downs: np.ndarray) -> float:
+    """Mean upper/lower lid distance over the given lid pairs."""
+    d = xy[downs, :2] - xy[ups, :2]
+    return float(np.sqrt((d * d).sum(axis=1)).mean())
 
 
 def _poly_mask(poly: np.ndarray, x0: int, y0: int, w: int, h: int) -> np.ndarray:
@@ -60,9 +61,11 @@ class _Eye:
         self.contour = list(contour)
         self.upper = list(contour[:9])
         self.lower = list(contour[8:]) + [contour[0]]
-        self.lids = lids
+        # The middle three lid pairs (as eye_aspect_ratio): the corners barely open.
+        self.ups = np.array([u for u, _ in lids[2:5]])
+        self.downs = np.array([d for _, d in lids[2:5]])
         self.centre = iris[0]
-        self.rest_gap = _gap(rest, lids)
+        self.rest_gap = _gap(rest, self.ups, self.downs)
         h, w = image.shape[:2]
         c = photo[iris[0], :2].astype(np.float64)
         # The horizontal rim points: the vertical ones sit under the lids in most photos and the
@@ -99,8 +102,9 @@ class _Eye:
         # Where the photo shows the iris, keep its own texture and catch-light (feathered so no seam shows).
         keep = cv2.GaussianBlur(iris_px.astype(np.float32), (0, 0), 0.8) * iris_px
         colour = colour * (1 - keep[..., None]) + patch * keep[..., None]
-        self.sprite = np.ascontiguousarray(colour, np.float32)
-        self.sprite_alpha = np.clip(r + 0.5 - d, 0.0, 1.0).astype(np.float32)  # a 1-px anti-aliased rim
+        a = np.clip(r + 0.5 - d, 0.0, 1.0)  # a 1-px anti-aliased rim
+        # Colour premultiplied by alpha, alpha last: one sub-pixel warp moves both, and the edge blends right.
+        self.sprite = np.ascontiguousarray(np.dstack([colour * a[..., None], a]), np.float32)
         # Sclera: visible pixels clear of the iris (and its darker limbal ring); the lit part (luminance
         # between the 60th and 95th percentile: at 512 px a few pixels of white are blurred with lashes,
         # lid shadow and the corners, which the shading paints back; the very brightest may be a catch-light).
@@ -129,7 +133,8 @@ class _Eye:
         # The lash colour: the darkest third of the pixels on the upper lid margin.
         up = np.round(photo[self.upper, :2]).astype(int)
         lash = image[np.clip(up[:, 1], 0, h - 1), np.clip(up[:, 0], 0, w - 1)].astype(np.float64)
-        self.lash = lash[np.argsort(_luma(lash))[:3]].mean(axis=0)
+        self.lash = lash[np.argsort(_luma(lash))[:3]].mean(axis=0).astype(np.float32)
+        self.corner_rgb = (0.8 * self.skin).astype(np.float32)  # shadowed skin / caruncle at the corners
 
 
 def _fallback_sclera(skin: np.ndarray) -> np.ndarray:
@@ -158,14 +163,16 @@ class EyePainter:
                 # Too little white to measure (narrow or hooded eyes): the other eye's, or failing that a
                 # colour from the skin below the eye (see _fallback_sclera).
                 e.sclera = other.sclera if other.sclera is not None else _fallback_sclera(e.skin)
-        self._lash_w = LASH_W * scale
+        for e in self._eyes:
+            e.palette = np.stack([e.sclera, e.corner_rgb, e.lash]).astype(np.float32)  # rows: the mix's colours
+        self._lash_k = np.float32(-1.0 / (LASH_W * scale))
         self._soft = SOFT * scale
         self._dead = DEAD * scale
         self._fade = FADE_IN * scale
 
     def strength(self, xy: np.ndarray) -> list[float]:
         """Per eye (image-left first), how much of the painted eyeball shows for these deformed vertices."""
-        return [float(np.clip((_gap(xy, e.lids) - e.rest_gap - self._dead) / self._fade, 0.0, 1.0))
+        return [min(max((_gap(xy, e.ups, e.downs) - e.rest_gap - self._dead) / self._fade, 0.0), 1.0)
                 for e in self._eyes]
 
     def paint(self, out: np.ndarray, xy: np.ndarray) -> None:
@@ -184,39 +191,40 @@ class EyePainter:
         bw, bh = x1 - x0, y1 - y0
         alpha = _poly_mask(poly, x0, y0, bw, bh) * np.float32(strength)
 
-        # Shading of a lit ball seen through the lids: shadow under the upper lid, darker to the corners.
-        xs = np.arange(x0, x1, dtype=np.float64) + 0.5
-        ys = np.arange(y0, y1, dtype=np.float64)[:, None] + 0.5
+        # Shading of a lit ball seen through the lids (float32, per column where it can be): a shadow and the
+        # lashes under the upper lid, a little along the lower lid, darker and skin-toned towards the corners.
+        xs = np.arange(x0, x1, dtype=np.float32) + np.float32(0.5)
+        ys = np.arange(y0, y1, dtype=np.float32)[:, None] + np.float32(0.5)
         up, lo = poly[:9], np.vstack([poly[8:], poly[:1]])
-        yu = np.interp(xs, *_sorted_xy(up))
-        yl = np.interp(xs, *_sorted_xy(lo))
-        gap = np.maximum(yl - yu, 1.0)[None, :]
-        below = np.maximum(ys - yu[None, :], 0.0)
-        above = np.maximum(yl[None, :] - ys, 0.0)
+        o = np.argsort(up[:, 0])
+        yu = np.interp(xs, up[o, 0], up[o, 1]).astype(np.float32)
+        o = np.argsort(lo[:, 0])
+        yl = np.interp(xs, lo[o, 0], lo[o, 1]).astype(np.float32)
+        gap = np.maximum(yl - yu, np.float32(1.0))
+        below = np.maximum(ys - yu, np.float32(0.0))
+        above = np.maximum(yl - ys, np.float32(0.0))
         cx = 0.5 * (poly[:, 0].min() + poly[:, 0].max())
-        half_w = max(0.5 * np.ptp(poly[:, 0]), 1.0)
-        side = np.clip(np.abs(xs - cx) / half_w, 0.0, 1.0)[None, :]
-        shade = ((1.0 - LID_SHADE * np.exp(-below / (LID_SHADE_W * gap)))
-                 * (1.0 - LOWER_SHADE * np.exp(-above / (0.2 * gap)))
-                 * (1.0 - BALL_SHADE * side ** 2))
-        corner = CORNER * np.clip((side - 0.55) / 0.45, 0.0, 1.0) ** 2
-        lash = LASH * np.exp(-below / self._lash_w)
+        half_w = max(0.5 * float(np.ptp(poly[:, 0])), 1.0)
+        side = np.minimum(np.abs(xs - np.float32(cx)) * np.float32(1.0 / half_w), np.float32(1.0))
+        column = np.float32(1.0) - np.float32(BALL_SHADE) * side * side
+        corner = (np.float32(CORNER / 0.45 ** 2) * np.maximum(side - np.float32(0.55), np.float32(0.0)) ** 2)
+        shade = ((np.float32(1.0) - np.float32(LID_SHADE) * np.exp(below * (np.float32(-1.0 / LID_SHADE_W) / gap)))
+                 * (np.float32(1.0) - np.float32(LOWER_SHADE) * np.exp(above * (np.float32(-1.0 / 0.2) / gap)))
+                 * column)
+        lash = np.float32(LASH) * np.exp(below * self._lash_k)
 
         # The iris sprite, moved to the warped iris centre (sub-pixel, so gaze moves it smoothly).
         t = xy[e.centre, :2] + e.sprite_origin - (x0, y0)
         m = np.float32([[1, 0, t[0]], [0, 1, t[1]]])
-        iris = cv2.warpAffine(e.sprite, m, (bw, bh), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        ia = cv2.warpAffine(e.sprite_alpha, m, (bw, bh), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
-        colour = e.sclera[None, None, :] * (1.0 - ia[..., None]) + iris * ia[..., None]
-        colour = colour * (1.0 - corner[..., None]) + (0.8 * e.skin) * corner[..., None]
-        colour *= shade[..., None]
-        colour = colour * (1.0 - lash[..., None]) + e.lash * lash[..., None]
-        colour = cv2.GaussianBlur(colour.astype(np.float32), (0, 0), self._soft)
+        iris = cv2.warpAffine(e.sprite, m, (bw, bh), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+        # Sclera under the iris, corners turned to shadowed skin, shaded, lashes over the top: one linear mix
+        # per pixel of the iris and three fixed colours, weights computed on one channel.
+        keep = shade * (np.float32(1.0) - corner) * (np.float32(1.0) - lash)
+        weights = np.stack([keep * (np.float32(1.0) - iris[..., 3]), shade * corner * (np.float32(1.0) - lash), lash],
+                           axis=-1)
+        colour = weights @ e.palette
+        colour += keep[..., None] * iris[..., :3]
+        colour = cv2.GaussianBlur(colour, (0, 0), self._soft)
         alpha = cv2.GaussianBlur(alpha, (0, 0), self._soft)
-        overlay = np.clip(colour + 0.5, 0, 255).astype(np.uint8)
+        overlay = np.minimum(colour + np.float32(0.5), np.float32(255.0)).astype(np.uint8)
         blend_masked(out[y0:y1, x0:x1], overlay, alpha)
-
-
-def _sorted_xy(pts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    order = np.argsort(pts[:, 0])
-    return pts[order, 0], pts[order, 1]
