@@ -90,17 +90,20 @@ def binned(rows: list[tuple[float, dict]]) -> list[dict]:
     return table
 
 
+def measure(lm: Landmarker, frames, rows: list[tuple[float, dict]]) -> list[tuple[float, dict]]:
+    """Append (opening, interior statistics) of every frame where the face and its mouth are measurable."""
+    for f in frames:
+        m = lm.detect(f)
+        s = None if m is None else interior_stats(f, m.landmarks)
+        if s is not None:
+            rows.append((mouth_opening(m.landmarks), s))
+    return rows
+
+
 def measure_real(lm: Landmarker, clips: list[Path]) -> list[tuple[float, dict]]:
-    rows = []
+    rows: list[tuple[float, dict]] = []
     for clip in clips:
-        frames, _ = read_video_rgb(clip)
-        for f in frames:
-            m = lm.detect(f)
-            if m is None:
-                continue
-            s = interior_stats(f, m.landmarks)
-            if s is not None:
-                rows.append((mouth_opening(m.landmarks), s))
+        measure(lm, read_video_rgb(clip)[0], rows)
     return rows
 
 
@@ -110,18 +113,14 @@ def measure_rendered(lm: Landmarker, portrait: Path, jaws=np.linspace(0.05, 1.0,
     from engine.types import COEFF_INDEX, NUM_COEFFS, FaceState
 
     r = create("meshwarp", create_avatar(portrait, size=512))
-    rows = []
-    for j in jaws:
-        c = np.zeros(NUM_COEFFS)
-        c[COEFF_INDEX["jawOpen"]] = j
-        f = r.render(FaceState(coeffs=tuple(c)))
-        m = lm.detect(f)
-        if m is None:
-            continue
-        s = interior_stats(f, m.landmarks)
-        if s is not None:
-            rows.append((mouth_opening(m.landmarks), s))
-    return rows
+
+    def frames():
+        for j in jaws:
+            c = np.zeros(NUM_COEFFS)
+            c[COEFF_INDEX["jawOpen"]] = j
+            yield r.render(FaceState(coeffs=tuple(c)))
+
+    return measure(lm, frames(), [])
 
 
 def measure_london(lm: Landmarker, sd: Path, n: int) -> tuple[list, list]:
@@ -135,13 +134,9 @@ def measure_london(lm: Landmarker, sd: Path, n: int) -> tuple[list, list]:
         neutral = sd / "data" / "expressions" / "london" / "neutral" / f"{smile.name[:3]}_03.jpg"
         if not neutral.exists():
             continue
-        for rows, rgb in ((real, _read_rgb(smile)),
-                          (rendered, create("meshwarp", create_avatar(neutral, size=512)).render(
-                              apply_emotion(FaceState.neutral(), {"happy": 1.0}, 1.0)))):
-            m = lm.detect(rgb)
-            s = None if m is None else interior_stats(rgb, m.landmarks)
-            if s is not None:
-                rows.append((mouth_opening(m.landmarks), s))
+        measure(lm, [_read_rgb(smile)], real)
+        happy = apply_emotion(FaceState.neutral(), {"happy": 1.0}, 1.0)
+        measure(lm, [create("meshwarp", create_avatar(neutral, size=512)).render(happy)], rendered)
     return real, rendered
 
 
