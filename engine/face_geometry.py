@@ -111,3 +111,12 @@ def mouth_opening(pts: np.ndarray) -> float:
     p = np.asarray(pts, np.float64)[:, :2]
     gap = np.mean([np.linalg.norm(p[u] - p[d]) for u, d in ((13, 14), (82, 87), (312, 317))])
     return float(gap / max(np.linalg.norm(p[EYE_OUTER_R] - p[EYE_OUTER_L]), 1e-9))
+
+
+def pixel_box(pts: np.ndarray, shape: tuple[int, ...]) -> tuple[int, int, int, int]:
+    """(x0, y0, x1, y1): the pixels covering 2D points with a pixel to spare (and an anti-aliased edge),
+    clipped to an image of this shape (h, w, ...); empty or thin when the points lie outside it."""
+    h, w = shape[:2]
+    x0, y0 = np.floor(pts.min(axis=0)).astype(int) - 1
+    x1, y1 = np.ceil(pts.max(axis=0)).astype(int) + 2
+    return max(int(x0), 0), max(int(y0), 0), min(int(x1), w), min(int(y1), h)

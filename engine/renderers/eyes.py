@@ -15,7 +15,7 @@ import numpy as np
 
 from kernels.warp import blend_masked
 
-from ..face_geometry import EYE_L, EYE_L_LIDS, EYE_R, EYE_R_LIDS, IRIS_L, IRIS_R
+from ..face_geometry import EYE_L, EYE_L_LIDS, EYE_R, EYE_R_LIDS, IRIS_L, IRIS_R, pixel_box
 
 # Contours run outer corner -> upper lid -> inner corner -> lower lid (EYE_R: 33 ... 133 ... 7).
 _SIDES = ((EYE_R, EYE_R_LIDS, IRIS_R), (EYE_L, EYE_L_LIDS, IRIS_L))
@@ -108,9 +108,7 @@ class _Eye:
         # Sclera: visible pixels clear of the iris (and its darker limbal ring); the lit part (luminance
         # between the 60th and 95th percentile: at 512 px a few pixels of white are blurred with lashes,
         # lid shadow and the corners, which the shading paints back; the very brightest may be a catch-light).
-        bx0, by0 = np.floor(poly.min(axis=0)).astype(int) - 1
-        bx1, by1 = np.ceil(poly.max(axis=0)).astype(int) + 2
-        bx0, by0, bx1, by1 = max(bx0, 0), max(by0, 0), min(bx1, w), min(by1, h)
+        bx0, by0, bx1, by1 = pixel_box(poly, image.shape)
         self.sclera_px = 0
         self.sclera = None
         if bx1 - bx0 > 2 and by1 - by0 > 2:
@@ -182,10 +180,7 @@ class EyePainter:
 
     def _paint_eye(self, out: np.ndarray, xy: np.ndarray, e: _Eye, strength: float) -> None:
         poly = xy[e.contour, :2].astype(np.float64)
-        h, w = out.shape[:2]
-        x0, y0 = np.floor(poly.min(axis=0)).astype(int) - 1
-        x1, y1 = np.ceil(poly.max(axis=0)).astype(int) + 2
-        x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
+        x0, y0, x1, y1 = pixel_box(poly, out.shape)
         if x1 - x0 < 3 or y1 - y0 < 3:
             return
         bw, bh = x1 - x0, y1 - y0

@@ -12,7 +12,7 @@ import numpy as np
 
 from kernels.warp import blend_masked
 
-from ..face_geometry import LIPS_INNER
+from ..face_geometry import LIPS_INNER, pixel_box
 
 # LIPS_INNER runs 78 (image-left corner) -> upper lip -> 308 (right corner) -> lower lip.
 _UPPER = LIPS_INNER[:11]
@@ -40,10 +40,7 @@ class MouthPainter:
         if strength <= 0.0:
             return
         poly = xy[list(LIPS_INNER)]
-        h, w = out.shape[:2]
-        x0, y0 = np.floor(poly.min(axis=0)).astype(int) - 1
-        x1, y1 = np.ceil(poly.max(axis=0)).astype(int) + 2
-        x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
+        x0, y0, x1, y1 = pixel_box(poly, out.shape)
         if x1 - x0 < 2 or y1 - y0 < 2:
             return
         bw, bh = x1 - x0, y1 - y0
