@@ -49,10 +49,11 @@ def test_smiles_read_as_happy_on_london_pairs(clf):
 def test_rendered_emotions_move_the_classifier(clf, shared, default_avatar):
     """Issue #4 proof, as far as it is achieved (docs/emotion.md): meshwarp renders (rest expression undone)
     of each FER-known emotion at k = 0 and k = 1 on the default avatar and the first four held-out London
-    neutral faces (people not in the neutral reference). Measured at commit time (round 6: the eye painter,
-    fear/surprised/angry re-tuned on a development split): the intended class's probability rises for 29/30
-    pairs and wins at k = 1 for 18/30 (round 5: 29 and 17; round 4: 28 and 13; round 3: 28 and 11; round 2: 29
-    and 9). The smiling default avatar wins only happy: the issue's 80 % target is not met on this set."""
+    neutral faces (people not in the neutral reference). Measured at commit time (round 7: angry and disgusted
+    re-tuned on a development split with AU17/25/26 and AU6 as knobs): the intended class's probability rises
+    for 29/30 pairs and wins at k = 1 for 22/30 (round 6: 29 and 18; round 5: 29 and 17; round 4: 28 and 13;
+    round 3: 28 and 11; round 2: 29 and 9). The smiling default avatar wins only happy and angry, so this set
+    stays under the issue's 80 %; the held-out neutral set of scripts/emotion/eval_fer.py is the proof."""
     from engine.avatar import create_avatar
     from engine.emotion.fer_eval import TO_FER
     from engine.emotion.mixing import apply_emotion
@@ -73,4 +74,4 @@ def test_rendered_emotions_move_the_classifier(clf, shared, default_avatar):
             rises += p1[c] > p0[c]
             wins += max(p1, key=p1.get) == c
     assert rises >= 27, (rises, n)
-    assert wins >= 17, (wins, n)
+    assert wins >= 21, (wins, n)

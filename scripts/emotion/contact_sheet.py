@@ -1,12 +1,14 @@
 """Look at rendered emotions: a contact sheet of the face, and of what FER-2013 sees (its 64x64 gray crop).
 
     OMP_NUM_THREADS=1 .venv/bin/python scripts/emotion/contact_sheet.py --out out/emotions.png
-        [--set current|neutral] [--portraits london_005,grid_lbax4n] [--k 1.0] [--no-fer] [--no-eyes]
+        [--set current|neutral|dev] [--portraits london_005,grid_lbax4n] [--k 1.0] [--no-fer] [--no-eyes]
 
 One row per portrait, one column per emotion (neutral first) at intensity k, each
 cell the face region of the meshwarp render (rest expression undone); with FER,
 the cell also shows the classifier's own input crop and its top class and the
-intended class's probability. For looking at the frames (plausible faces?), not a
+intended class's probability. `--set dev` shows the development faces that
+tune_directions.py tunes on (every 6th, `--portraits` picks others), so looking
+never touches the held-out ones. For looking at the frames (plausible faces?), not a
 measure: eval_fer.py and measure_facs.py measure.
 """
 from __future__ import annotations
@@ -36,6 +38,16 @@ def load_portraits(set_name: str, only: list[str] | None):
         names["default"] = None
         for p in PORTRAITS if sd else ():
             names[Path(p).stem] = sd / "data" / "portraits" / p
+    elif set_name == "dev":
+        from tune_directions import dev_portraits
+
+        if sd is None:
+            raise SystemExit("the development set needs ../shared")
+        for p in dev_portraits(sd, stride=1):
+            names[f"london_{p.name[:3]}" if p.name.endswith("_03.jpg") else p.stem] = p
+        if not only:  # all 89 would make a huge sheet
+            keys = list(names)
+            names = {k: names[k] for k in keys[:-3:6] + keys[-3:]}
     else:
         if sd is None:
             raise SystemExit("the neutral set needs ../shared")
@@ -64,7 +76,7 @@ def face_box(frame: np.ndarray, av) -> np.ndarray:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", required=True)
-    ap.add_argument("--set", choices=("current", "neutral"), default="neutral")
+    ap.add_argument("--set", choices=("current", "neutral", "dev"), default="neutral")
     ap.add_argument("--portraits", default="", help="comma-separated names (default: the whole set)")
     ap.add_argument("--k", type=float, default=1.0)
     ap.add_argument("--no-fer", action="store_true")

@@ -42,9 +42,12 @@ VALUES = (0.0, 0.25, 0.5, 0.75, 1.0)
 # (jawOpen, lowerDown, upperUp) are knobs where the prototype opens the lips (25/26/27) or raises them (10).
 KNOBS = {
     "angry": ("browDownLeft", "eyeSquintLeft", "eyeWideLeft", "noseSneerLeft", "mouthPressLeft",
-              "mouthUpperUpLeft"),  # 4, 7, 5, 9/10, 23, 10
+              "mouthUpperUpLeft", "mouthShrugLower", "jawOpen", "mouthLowerDownLeft"),
+    # 4, 7, 5, 9/10, 23, 10, 17, and 25/26 of EMFACS's open-mouth anger (4+5+7+10+23+25/26)
     "disgusted": ("noseSneerLeft", "mouthUpperUpLeft", "mouthFrownLeft", "mouthLowerDownLeft",
-                  "mouthShrugLower", "browDownLeft", "jawOpen"),  # 9, 10, 15, 16, 17, 4 (with 9), 26
+                  "mouthShrugLower", "browDownLeft", "jawOpen", "eyeSquintLeft", "cheekSquintLeft"),
+    # 9, 10, 15, 16, 17, 4 (with 9), 26, and what AU9 does to the eyes in the FACS manual (lower lids
+    # pushed up, the infraorbital triangle raised: the 7 and 6 columns)
     "fear": ("browInnerUp", "browOuterUpLeft", "browDownLeft", "eyeWideLeft", "eyeSquintLeft",
              "mouthStretchLeft", "jawOpen", "mouthLowerDownLeft"),  # 1, 2, 4, 5, 7, 20, 26, 25/16
     "happy": ("mouthSmileLeft", "cheekSquintLeft", "eyeSquintLeft", "mouthUpperUpLeft", "jawOpen"),  # 12, 6, 6/7, 10, 25/26
