@@ -261,15 +261,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"emolive bench --browser: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}",
               file=sys.stderr)
         return 1
-    from .bench_report import plots
+    from .bench_report import browser_markdown, plots
     from .bench_report import markdown as _markdown
 
     def markdown(r):
         text = _markdown(r)
         if r.get("receiver_browser"):
-            from .bench_browser import markdown_section
-
-            text += "\n" + markdown_section(r["receiver_browser"])
+            text += "\n" + browser_markdown(r["receiver_browser"])
         return text
 
     text = json.dumps(without_samples(result), indent=1)

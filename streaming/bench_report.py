@@ -1,4 +1,5 @@
-"""The bench's human-readable outputs: a markdown report and PNG plots (stage CDFs, latency histogram, capacity)."""
+"""The bench's human-readable outputs: a markdown report (with --browser, the page's table too) and PNG plots
+(stage CDFs, latency histogram, capacity)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -90,6 +91,59 @@ def markdown(r: dict[str, Any]) -> str:
     if t:
         lines += ["", "Targets (issue #5): " + "; ".join(f"{k}: {_f(v['value'])} -> {'met' if v['met'] else 'NOT met'}"
                                                        for k, v in t.items())]
+    return "\n".join(lines) + "\n"
+
+
+def _f_browser(v, nd: int = 1) -> str:
+    """As _f, but booleans as True / False (what the browser table has always shown)."""
+    return "-" if v is None else f"{v:.{nd}f}" if isinstance(v, float) else str(v)
+
+
+def browser_markdown(fig: dict[str, Any]) -> str:
+    """The page's figures as a markdown table (appended to the bench report)."""
+    av, avp = fig.get("av_offset_ms") or {}, fig.get("av_offset_presented_ms") or {}
+    fi, ids, mk = fig.get("frame_interval_ms") or {}, fig.get("frame_ids") or {}, fig.get("marks") or {}
+    st = fig.get("stats") or {}
+    v, a = st.get("video", {}), st.get("audio", {})
+    oc = fig.get("output_clock") or {}
+    xc = fig.get("cross_check") or {}
+    xd, xo = xc.get("av_offset_at_delivery_ms") or {}, xc.get("delivered_to_webaudio_output_ms") or {}
+    rows = [
+        ("A/V offset at display p50 / p95 / min / max (ms, + = picture after its sound; target within +-20, "
+         "noticed beyond +45 / -125)",
+         f"{_f_browser(av.get('p50'))} / {_f_browser(av.get('p95'))} / "
+         f"{_f_browser(av.get('min'))} / {_f_browser(av.get('max'))} "
+         f"({av.get('n', 0)} marks)"),
+        ("the same from the presentation time (frame handed to the compositor) p50 (ms)", _f_browser(avp.get("p50"))),
+        ("marks found / matched to a presented frame", f"{mk.get('found')} / {mk.get('matched')}"),
+        ("presented fps", _f_browser(fig.get("fps_presented"), 2)),
+        ("interval between presented frames p50 / p95 / p99 / max (ms)",
+         f"{_f_browser(fi.get('p50'))} / {_f_browser(fi.get('p95'))} / "
+         f"{_f_browser(fi.get('p99'))} / {_f_browser(fi.get('max'))} "
+         f"(floor {_f_browser(fi.get('floor_ms'))})"),
+        ("frame ids read: consecutive / repeated / skipped / unreadable",
+         f"{ids.get('consecutive')} / {ids.get('repeated')} / {ids.get('skipped')} / {ids.get('unreadable')}"),
+        ("last packet received -> display p50 / p95 (ms)",
+         f"{_f_browser((fig.get('receive_to_display_ms') or {}).get('p50'))} / "
+         f"{_f_browser((fig.get('receive_to_display_ms') or {}).get('p95'))}"),
+        ("Chromium video: decoded / dropped / freezes (total s) / jitter buffer (ms)",
+         f"{v.get('framesDecoded')} / {v.get('framesDropped')} / {v.get('freezeCount')} "
+         f"({_f_browser(v.get('totalFreezesDuration'), 2)}) / {_f_browser(v.get('jitter_buffer_ms'))}"),
+        ("Chromium audio: jitter buffer (ms) / concealed (%) / accelerate, decelerate (samples)",
+         f"{_f_browser(a.get('jitter_buffer_ms'))} / {_f_browser(a.get('concealed_pct'), 3)} / "
+         f"{a.get('removedSamplesForAcceleration')}, {a.get('insertedSamplesForDeceleration')}"),
+        ("cross-check, A/V offset against the audio's hand-over to playout (getSynchronizationSources) "
+         "p50 / min / max (ms)",
+         f"{_f_browser(xd.get('p50'))} / {_f_browser(xd.get('min'))} / {_f_browser(xd.get('max'))}"),
+        ("hand-over to playout -> WebAudio output p50 (ms): the capture path's own delay",
+         _f_browser(xo.get("p50"))),
+        ("audio and video in one stream (Chromium lip-syncs them)", _f_browser(fig.get("one_stream"))),
+        ("audio output clock: spread (ms) / drift (ppm) / rendered ahead of output (ms)",
+         f"{_f_browser(oc.get('spread_ms'), 2)} / {_f_browser(oc.get('drift_ppm'))} / "
+         f"{_f_browser(oc.get('render_ahead_ms'))}"),
+    ]
+    lines = ["## Receiver: the client page in headless Chromium", "", "| figure | measured |", "|---|---|"]
+    lines += [f"| {k} | {v} |" for k, v in rows]
     return "\n".join(lines) + "\n"
 
 

@@ -9,7 +9,9 @@ import pytest
 
 from audio_helpers import speechlike
 from streaming.bench_audio_marks import MarkPlan
-from streaming.bench_browser import BrowserProbe, analyse, markdown_section
+from streaming.bench_browser import BrowserProbe
+from streaming.bench_report import browser_markdown
+from streaming.browser_analysis import analyse
 from streaming.server import SESSIONS
 from test_server_browser import ThreadedServer
 from test_server_loopback import parts, speech_wav  # noqa: F401  (shared fixtures)
@@ -79,7 +81,7 @@ def test_marks_placed_late_are_reported_late_and_frame_ids_are_read(parts, speec
         finally:
             probe.close()
     fig = analyse(probe.raw, plan, cfg.fps, (p0, p1))
-    print(markdown_section(fig))
+    print(browser_markdown(fig))
     print([(p["mark"], p["offset_ms"]) for p in fig["per_mark"]])
 
     # Frame ids read from the pixels in the page: increasing, nearly all consecutive, the frames sent.
