@@ -15,7 +15,8 @@ What each figure is (docs/performance.md has the details):
 * av_offset_ms: at the receiver, arrival of a video frame (its stamped frame id
   gives the timeline position it shows) minus the arrival of the audio sample
   at that position; resolution about 1 ms (the client's event loop).
-* receiver_browser (--browser, measured by streaming/bench_browser.py): one session from the real client page in
+* receiver_browser (--browser: streaming/bench_browser.py drives the page, streaming/browser_analysis.py computes
+  the figures): one session from the real client page in
   headless Chromium; A/V offset = the display time of frame k minus the play
   time of the audio mark mixed in at frame k's first sample, frame timing as
   presented.
