@@ -16,7 +16,8 @@ or every `--stride`-th; the held-out people of scripts/emotion/eval_fer.py --set
 GRID speakers bbaf2n, brbk7n, lrwp9a. The result is scripts/emotion/posed_levels.json (`--write-levels`),
 applied by calibrate_directions.py (step 6); the proof is then scripts/emotion/eval_fer.py on the held-out set,
 which this script never renders. Round 5 (docs/emotion.md): a first pass with the defaults, then
-`--stride 2 --emotions fear,surprised,disgusted,sad`.
+`--stride 2 --emotions fear,surprised,disgusted,sad`; round 6 `--stride 2 --passes 1 --emotions
+fear,surprised,angry`; round 7 `--stride 1` for angry and disgusted, then `--stride 1 --monotone` for surprised.
 """
 from __future__ import annotations
 
@@ -74,7 +75,7 @@ def dev_portraits(sd: Path, stride: int = 3) -> list[Path]:
 
 
 class Judge:
-    """Renders a direction on every development portrait at k = 1 and scores it with FER-2013."""
+    """Renders a direction on every development portrait at k = 1 (and 0.75 with monotone) and scores it with FER-2013."""
 
     def __init__(self, portraits: list[Path], monotone: bool = False):
         from engine.avatar import create_avatar
