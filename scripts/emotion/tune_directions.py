@@ -75,7 +75,7 @@ def dev_portraits(sd: Path, stride: int = 3) -> list[Path]:
 
 
 class Judge:
-    """Renders a direction on every development portrait at k = 1 (and 0.75 with monotone) and scores it with FER-2013."""
+    """Renders a direction on every development portrait at k = 1 (and 0.75 with monotone), scores with FER-2013."""
 
     def __init__(self, portraits: list[Path], monotone: bool = False):
         from engine.avatar import create_avatar
