@@ -17,7 +17,7 @@ GRID speakers bbaf2n, brbk7n, lrwp9a. The result is scripts/emotion/posed_levels
 applied by calibrate_directions.py (step 6); the proof is then scripts/emotion/eval_fer.py on the held-out set,
 which this script never renders. Round 5 (docs/emotion.md): a first pass with the defaults, then
 `--stride 2 --emotions fear,surprised,disgusted,sad`; round 6 `--stride 2 --passes 1 --emotions
-fear,surprised,angry`; round 7 `--stride 1` for angry and disgusted, then `--stride 1 --monotone` for surprised.
+fear,surprised,angry`; round 7 `--stride 1` for angry and disgusted (`--monotone` on surprised: tried, not kept, see the docs).
 """
 from __future__ import annotations
 
