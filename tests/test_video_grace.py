@@ -47,13 +47,15 @@ def _run(grace, delay):
     return asyncio.run(main())
 
 
+# Margins of 100+ ms between the grace and the frame's delay: on a loaded 2-core CI machine the event loop
+# can wake tens of ms late (a 25 ms margin once let the late frame arrive before the sender looked).
 def test_a_frame_a_few_ms_late_is_sent_not_repeated():
-    (k_sent, shown), repeats, k = _run(grace=0.03, delay=0.005)
+    (k_sent, shown), repeats, k = _run(grace=0.15, delay=0.01)
     assert (k_sent, shown) == (k, k) and repeats == 0
 
 
 def test_beyond_the_grace_the_previous_frame_is_repeated():
-    (k_sent, shown), repeats, k = _run(grace=0.005, delay=0.03)
+    (k_sent, shown), repeats, k = _run(grace=0.005, delay=0.2)
     assert k_sent == k and shown == k - 1 and repeats == 1
 
 
