@@ -94,11 +94,6 @@ def markdown(r: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _f_browser(v, nd: int = 1) -> str:
-    """As _f, but booleans as True / False (what the browser table has always shown)."""
-    return "-" if v is None else f"{v:.{nd}f}" if isinstance(v, float) else str(v)
-
-
 def browser_markdown(fig: dict[str, Any]) -> str:
     """The page's figures as a markdown table (appended to the bench report)."""
     av, avp = fig.get("av_offset_ms") or {}, fig.get("av_offset_presented_ms") or {}
@@ -111,36 +106,36 @@ def browser_markdown(fig: dict[str, Any]) -> str:
     rows = [
         ("A/V offset at display p50 / p95 / min / max (ms, + = picture after its sound; target within +-20, "
          "noticed beyond +45 / -125)",
-         f"{_f_browser(av.get('p50'))} / {_f_browser(av.get('p95'))} / "
-         f"{_f_browser(av.get('min'))} / {_f_browser(av.get('max'))} "
+         f"{_f(av.get('p50'))} / {_f(av.get('p95'))} / "
+         f"{_f(av.get('min'))} / {_f(av.get('max'))} "
          f"({av.get('n', 0)} marks)"),
-        ("the same from the presentation time (frame handed to the compositor) p50 (ms)", _f_browser(avp.get("p50"))),
+        ("the same from the presentation time (frame handed to the compositor) p50 (ms)", _f(avp.get("p50"))),
         ("marks found / matched to a presented frame", f"{mk.get('found')} / {mk.get('matched')}"),
-        ("presented fps", _f_browser(fig.get("fps_presented"), 2)),
+        ("presented fps", _f(fig.get("fps_presented"), 2)),
         ("interval between presented frames p50 / p95 / p99 / max (ms)",
-         f"{_f_browser(fi.get('p50'))} / {_f_browser(fi.get('p95'))} / "
-         f"{_f_browser(fi.get('p99'))} / {_f_browser(fi.get('max'))} "
-         f"(floor {_f_browser(fi.get('floor_ms'))})"),
+         f"{_f(fi.get('p50'))} / {_f(fi.get('p95'))} / "
+         f"{_f(fi.get('p99'))} / {_f(fi.get('max'))} "
+         f"(floor {_f(fi.get('floor_ms'))})"),
         ("frame ids read: consecutive / repeated / skipped / unreadable",
          f"{ids.get('consecutive')} / {ids.get('repeated')} / {ids.get('skipped')} / {ids.get('unreadable')}"),
         ("last packet received -> display p50 / p95 (ms)",
-         f"{_f_browser((fig.get('receive_to_display_ms') or {}).get('p50'))} / "
-         f"{_f_browser((fig.get('receive_to_display_ms') or {}).get('p95'))}"),
+         f"{_f((fig.get('receive_to_display_ms') or {}).get('p50'))} / "
+         f"{_f((fig.get('receive_to_display_ms') or {}).get('p95'))}"),
         ("Chromium video: decoded / dropped / freezes (total s) / jitter buffer (ms)",
          f"{v.get('framesDecoded')} / {v.get('framesDropped')} / {v.get('freezeCount')} "
-         f"({_f_browser(v.get('totalFreezesDuration'), 2)}) / {_f_browser(v.get('jitter_buffer_ms'))}"),
+         f"({_f(v.get('totalFreezesDuration'), 2)}) / {_f(v.get('jitter_buffer_ms'))}"),
         ("Chromium audio: jitter buffer (ms) / concealed (%) / accelerate, decelerate (samples)",
-         f"{_f_browser(a.get('jitter_buffer_ms'))} / {_f_browser(a.get('concealed_pct'), 3)} / "
+         f"{_f(a.get('jitter_buffer_ms'))} / {_f(a.get('concealed_pct'), 3)} / "
          f"{a.get('removedSamplesForAcceleration')}, {a.get('insertedSamplesForDeceleration')}"),
         ("cross-check, A/V offset against the audio's hand-over to playout (getSynchronizationSources) "
          "p50 / min / max (ms)",
-         f"{_f_browser(xd.get('p50'))} / {_f_browser(xd.get('min'))} / {_f_browser(xd.get('max'))}"),
+         f"{_f(xd.get('p50'))} / {_f(xd.get('min'))} / {_f(xd.get('max'))}"),
         ("hand-over to playout -> WebAudio output p50 (ms): the capture path's own delay",
-         _f_browser(xo.get("p50"))),
-        ("audio and video in one stream (Chromium lip-syncs them)", _f_browser(fig.get("one_stream"))),
+         _f(xo.get("p50"))),
+        ("audio and video in one stream (Chromium lip-syncs them)", _f(fig.get("one_stream"))),
         ("audio output clock: spread (ms) / drift (ppm) / rendered ahead of output (ms)",
-         f"{_f_browser(oc.get('spread_ms'), 2)} / {_f_browser(oc.get('drift_ppm'))} / "
-         f"{_f_browser(oc.get('render_ahead_ms'))}"),
+         f"{_f(oc.get('spread_ms'), 2)} / {_f(oc.get('drift_ppm'))} / "
+         f"{_f(oc.get('render_ahead_ms'))}"),
     ]
     lines = ["## Receiver: the client page in headless Chromium", "", "| figure | measured |", "|---|---|"]
     lines += [f"| {k} | {v} |" for k, v in rows]
