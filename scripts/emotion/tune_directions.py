@@ -1,7 +1,7 @@
 """Tune the strength of each emotion's action units on a development split, FER-2013 in the loop.
 
     OMP_NUM_THREADS=1 .venv/bin/python scripts/emotion/tune_directions.py [--emotions fear,sad]
-        [--passes 2] [--stride 3] [--monotone] [--out out/tune.json] [--write-levels]
+        [--passes 2] [--stride 3] [--monotone] [--knobs jawOpen] [--out out/tune.json] [--write-levels]
 
 Coordinate ascent, one emotion at a time, starting from the committed direction: each knob (an action unit
 of that emotion's FACS/EMFACS prototypes, left and right sides together) is tried at its current value and at
@@ -115,7 +115,8 @@ def with_value(space: EmotionSpace, emotion: str, knob: str, value: float) -> Em
     return EmotionSpace(coeffs=coeffs, head=space.head, sources=space.sources)
 
 
-def tune(judge: Judge, space: EmotionSpace, emotion: str, passes: int) -> tuple[EmotionSpace, list[dict]]:
+def tune(judge: Judge, space: EmotionSpace, emotion: str, passes: int,
+         only: tuple[str, ...] = ()) -> tuple[EmotionSpace, list[dict]]:
     log = []
     best = judge.score(space, emotion)
     log.append({"start": True, "wins": best[0], "p": round(best[1], 3)})
@@ -125,7 +126,7 @@ def tune(judge: Judge, space: EmotionSpace, emotion: str, passes: int) -> tuple[
     proto = facs.prototype(emotion)
     for _ in range(passes):
         changed = False
-        for knob in KNOBS[emotion]:
+        for knob in (k for k in KNOBS[emotion] if not only or k in only):
             floor = round(0.5 * float(proto[pair(knob)[0]]), 3)
             row = space.coeffs[EMOTIONS.index(emotion)]
             start = float(row[pair(knob)[0]])
@@ -157,10 +158,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--stride", type=int, default=3, help="every n-th development London face (1: all 86)")
     ap.add_argument("--monotone", action="store_true",
                     help="score wins at k = 1 plus portraits whose probability does not fall from k = 0.75 to 1")
+    ap.add_argument("--knobs", default="", help="move only these knobs (comma-separated names from KNOBS)")
     ap.add_argument("--out", default="out/tune.json")
     ap.add_argument("--write-levels", action="store_true",
                     help="also write the tuned levels to scripts/emotion/posed_levels.json (calibration step 6)")
     args = ap.parse_args(argv)
+    only = tuple(k for k in args.knobs.split(",") if k)
+    unknown = [k for k in only if not any(k in KNOBS[e] for e in args.emotions.split(",") if e in KNOBS)]
+    if unknown:
+        print(f"--knobs {unknown} are not knobs of {args.emotions}", file=sys.stderr)
+        return 2
     sd = shared_dir()
     if sd is None:
         print("needs ../shared", file=sys.stderr)
@@ -169,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     space = load_directions()
     report = {"portraits": len(judge.renderers), "emotions": {}}
     for e in args.emotions.split(","):
-        space, log = tune(judge, space, e, args.passes)
+        space, log = tune(judge, space, e, args.passes, only)
         row = space.coeffs[EMOTIONS.index(e)]
         report["emotions"][e] = {"log": log, "tuned": {k: round(float(row[pair(k)[0]]), 3) for k in KNOBS[e]}}
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
