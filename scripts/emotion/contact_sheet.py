@@ -27,34 +27,15 @@ CELL = 192
 
 
 def load_portraits(set_name: str, only: list[str] | None):
-    from eval_fer import NEUTRAL_GRID, NEUTRAL_LONDON, PORTRAITS
+    from eval_fer import portrait_paths
 
     from engine.avatar import create_avatar, load_avatar
     from engine.measure import shared_dir
 
-    sd = shared_dir()
-    names: dict[str, Path | None] = {}
-    if set_name == "current":
-        names["default"] = None
-        for p in PORTRAITS if sd else ():
-            names[Path(p).stem] = sd / "data" / "portraits" / p
-    elif set_name == "dev":
-        from tune_directions import dev_portraits
-
-        if sd is None:
-            raise SystemExit("the development set needs ../shared")
-        for p in dev_portraits(sd, stride=1):
-            names[f"london_{p.name[:3]}" if p.name.endswith("_03.jpg") else p.stem] = p
-        if not only:  # all 89 would make a huge sheet
-            keys = list(names)
-            names = {k: names[k] for k in keys[:-3:6] + keys[-3:]}
-    else:
-        if sd is None:
-            raise SystemExit("the neutral set needs ../shared")
-        for n in NEUTRAL_LONDON:
-            names[f"london_{n}"] = sd / "data" / "expressions" / "london" / "neutral" / f"{n}_03.jpg"
-        for p in NEUTRAL_GRID:
-            names[Path(p).stem] = sd / "data" / "portraits" / p
+    names = portrait_paths(set_name, shared_dir())
+    if set_name == "dev" and not only:  # all 89 would make a huge sheet
+        keys = list(names)
+        names = {k: names[k] for k in keys[:-3:6] + keys[-3:]}
     if only:
         unknown = [n for n in only if n not in names]
         if unknown:

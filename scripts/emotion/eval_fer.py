@@ -45,6 +45,23 @@ KS = (0.0, 0.25, 0.5, 0.75, 1.0)
 MONO_TOL = 0.05
 
 
+def portrait_paths(set_name: str, sd: Path | None) -> dict[str, Path | None]:
+    """Name -> photo of each portrait of a set (None: the built-in default avatar); every script that renders
+    the sets takes them from here. "dev" is the tuner's development split (scripts/emotion/tune_directions.py)."""
+    if set_name == "current":
+        return {"default": None, **{Path(p).stem: sd / "data" / "portraits" / p for p in (PORTRAITS if sd else ())}}
+    if sd is None:
+        raise SystemExit(f"the {set_name} set needs ../shared")
+    london = sd / "data" / "expressions" / "london" / "neutral"
+    if set_name == "dev":
+        from tune_directions import dev_portraits
+
+        return {f"london_{p.name[:3]}" if p.parent == london else p.stem: p for p in dev_portraits(sd, stride=1)}
+    people, grid = {"neutral": (NEUTRAL_LONDON, NEUTRAL_GRID), "fresh": (FRESH_LONDON, ())}[set_name]
+    return {**{f"london_{n}": london / f"{n}_03.jpg" for n in people},
+            **{Path(p).stem: sd / "data" / "portraits" / p for p in grid}}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", default=None, help="write all probabilities as JSON here")
@@ -58,21 +75,8 @@ def main(argv: list[str] | None = None) -> int:
     from engine.avatar import create_avatar, load_avatar
     from engine.renderers import create
 
-    sd = shared_dir()
-    if sd is None and args.set != "current":
-        print(f"the {args.set} set needs ../shared", file=sys.stderr)
-        return 2
-    avatars = {}
-    if args.set == "current":
-        avatars["default"] = load_avatar(None, size=args.size)
-        for p in PORTRAITS if sd is not None else ():
-            avatars[Path(p).stem] = create_avatar(sd / "data" / "portraits" / p, size=args.size)
-    else:
-        for n in NEUTRAL_LONDON if args.set == "neutral" else FRESH_LONDON:
-            avatars[f"london_{n}"] = create_avatar(sd / "data" / "expressions" / "london" / "neutral" / f"{n}_03.jpg",
-                                                   size=args.size)
-        for p in NEUTRAL_GRID if args.set == "neutral" else ():
-            avatars[Path(p).stem] = create_avatar(sd / "data" / "portraits" / p, size=args.size)
+    avatars = {n: load_avatar(None, size=args.size) if p is None else create_avatar(p, size=args.size)
+               for n, p in portrait_paths(args.set, shared_dir()).items()}
     clf = FerClassifier(crop=args.crop)
     probs: dict[str, dict[str, list]] = {}
     for name, av in avatars.items():

@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=None, help="write every measurement as JSON here")
     ap.add_argument("--size", type=int, default=512)
     args = ap.parse_args(argv)
-    from eval_fer import NEUTRAL_GRID, NEUTRAL_LONDON
+    from eval_fer import portrait_paths
 
     from engine.avatar import create_avatar
     from engine.measure import Landmarker, shared_dir
@@ -112,8 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     if sd is None:
         print("needs ../shared (portraits and the Face Landmarker)", file=sys.stderr)
         return 2
-    paths = {f"london_{n}": sd / "data" / "expressions" / "london" / "neutral" / f"{n}_03.jpg" for n in NEUTRAL_LONDON}
-    paths.update({Path(p).stem: sd / "data" / "portraits" / p for p in NEUTRAL_GRID})
+    paths = portrait_paths("neutral", sd)
     res: dict[str, dict[str, dict[str, dict | None]]] = {}
     with Landmarker("image") as lm:
         for name, path in paths.items():

@@ -84,14 +84,10 @@ def main(argv: list[str] | None = None) -> int:
     from engine.renderers import create
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from eval_fer import NEUTRAL_GRID, NEUTRAL_LONDON, PORTRAITS
+    from eval_fer import portrait_paths
 
-    sd = shared_dir()
-    if args.set == "current":
-        avatars = [load_avatar(None)] + ([create_avatar(sd / "data" / "portraits" / p) for p in PORTRAITS] if sd else [])
-    else:
-        avatars = [create_avatar(sd / "data" / "expressions" / "london" / "neutral" / f"{n}_03.jpg")
-                   for n in NEUTRAL_LONDON] + [create_avatar(sd / "data" / "portraits" / p) for p in NEUTRAL_GRID]
+    avatars = [load_avatar(None) if p is None else create_avatar(p)
+               for p in portrait_paths(args.set, shared_dir()).values()]
     fm = mp.solutions.face_mesh.FaceMesh(static_image_mode=True, max_num_faces=1, refine_landmarks=True)
 
     def detect(rgb):

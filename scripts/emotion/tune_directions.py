@@ -69,9 +69,9 @@ def pair(name: str) -> tuple[int, ...]:
 
 
 def dev_portraits(sd: Path, stride: int = 3) -> list[Path]:
-    london = sorted(p for p in (sd / "data" / "expressions" / "london" / "neutral").glob("*_03.jpg")
-                    if int(p.name[:3]) % 5)
-    return london[::stride] + [sd / "data" / "portraits" / g for g in DEV_GRID]
+    from make_neutral_reference import london
+
+    return london("neutral", held_out=False)[::stride] + [sd / "data" / "portraits" / g for g in DEV_GRID]
 
 
 class Judge:
