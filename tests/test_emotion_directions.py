@@ -55,3 +55,18 @@ def test_bad_names_and_weights_raise_emotion_error():
         normalise_mixture({"happy": -1})
     with pytest.raises(EmotionError):
         normalise_mixture({"happy": float("nan")})
+
+
+def test_reader_directions_survive_the_json_and_default_to_the_render_ones():
+    from engine.emotion.directions import EmotionSpace
+
+    sp = load_directions()
+    back = EmotionSpace.from_json(sp.to_json())
+    assert np.allclose(back.coeffs, sp.coeffs, atol=1e-4) and np.allclose(back.read, sp.read, atol=1e-4)
+    # Only the emotions whose render levels moved on carry their own reader row.
+    differs = [e for i, e in enumerate(EMOTIONS) if not np.allclose(sp.read[i], sp.coeffs[i])]
+    assert set(differs) == {e for e, v in sp.to_json()["emotions"].items() if "read" in v}
+    plain = sp.to_json()
+    for v in plain["emotions"].values():
+        v.pop("read", None)
+    assert EmotionSpace.from_json(plain).read_coeffs is None

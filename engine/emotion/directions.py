@@ -62,6 +62,15 @@ class EmotionSpace:
     coeffs: np.ndarray  # (len(EMOTIONS), 52) direction per emotion at k = 1
     head: np.ndarray  # (len(EMOTIONS), 3) head (pitch, yaw, roll) offset in degrees at k = 1
     sources: dict[str, str]  # emotion -> one line on where its direction comes from
+    # Directions the reference-photo reader explains a photo with, where they differ from the render
+    # directions: render levels are tuned on how the warp reads to FER-2013, the reader keeps the
+    # levels it was validated with (docs/emotion.md, round 8). None: the render directions.
+    read_coeffs: np.ndarray | None = None
+
+    @property
+    def read(self) -> np.ndarray:
+        """(len(EMOTIONS), 52) directions a measured face is explained by."""
+        return self.coeffs if self.read_coeffs is None else self.read_coeffs
 
     def direction(self, emotion: str) -> np.ndarray:
         return self.coeffs[EMOTIONS.index(canonical(emotion))]
@@ -79,6 +88,9 @@ class EmotionSpace:
         for i, e in enumerate(EMOTIONS):
             nz = {n: round(float(v), 4) for n, v in zip(BLENDSHAPE_NAMES, self.coeffs[i]) if abs(v) >= 1e-4}
             out[e] = {"coeffs": nz, "head": [round(float(x), 3) for x in self.head[i]], "source": self.sources.get(e, "")}
+            if not np.array_equal(self.read[i], self.coeffs[i]):
+                out[e]["read"] = {n: round(float(v), 4) for n, v in zip(BLENDSHAPE_NAMES, self.read[i])
+                                  if abs(v) >= 1e-4}
         return {"format": "emolive-emotion-directions/1", "emotions": out}
 
     @classmethod
@@ -95,7 +107,15 @@ class EmotionSpace:
             sources[e] = entry.get("source", "")
         coeffs[EMOTIONS.index("neutral")] = 0.0  # neutral adds nothing, by definition
         head[EMOTIONS.index("neutral")] = 0.0
-        return cls(coeffs=coeffs, head=head, sources=sources)
+        read_coeffs = coeffs.copy()
+        for i, e in enumerate(EMOTIONS[1:], start=1):
+            if "read" in em.get(e, {}):
+                read_coeffs[i] = 0.0
+                for n, v in em[e]["read"].items():
+                    read_coeffs[i, COEFF_INDEX[n]] = float(v)
+        if np.array_equal(read_coeffs, coeffs):
+            read_coeffs = None
+        return cls(coeffs=coeffs, head=head, sources=sources, read_coeffs=read_coeffs)
 
 
 @lru_cache(maxsize=4)

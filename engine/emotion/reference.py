@@ -154,7 +154,8 @@ def mixture_of(expression: np.ndarray) -> tuple[np.ndarray, float]:
     _, std = neutral_reference()
     space = load_directions()
     wts = 1.0 / (std[_EMO] + STD_FLOOR)
-    d = space.coeffs[:, _EMO].T * wts[:, None]  # (n_coeffs, n_emotions)
+    # The reader's directions (not the render levels): (n_coeffs, n_emotions).
+    d = space.read[:, _EMO].T * wts[:, None]
     y = expression[_EMO] * wts
     # Contempt (FACS-only, one-sided smile + dimple) is left out: a neutral face's own
     # left/right asymmetry is as large as its direction, so photos cannot tell them apart.

@@ -34,7 +34,9 @@ prototype p with support S, engine/emotion/facs.py):
 6. posed levels (round 5): the action units of each emotion's prototypes set to the levels in
    scripts/emotion/posed_levels.json, written by scripts/emotion/tune_directions.py (FER-2013 in the loop
    on a development split; both sides of a pair alike). `--posed-only` applies this step alone to the
-   committed asset (steps 1-5 re-measure everything).
+   committed asset (steps 1-5 re-measure everything). The file's "reader" table lists levels the
+   reference-photo reader (engine/emotion/reference.py) keeps where the render levels moved on
+   (round 8): it fits photos against the directions it was validated with.
 Contempt has no data here and is the prototype alone.
 """
 from __future__ import annotations
@@ -140,18 +142,26 @@ def top(v: np.ndarray, n: int = 6) -> str:
     return ", ".join(f"{BLENDSHAPE_NAMES[i]} {v[i]:+.2f}" for i in idx if abs(v[i]) >= 0.01)
 
 
-def apply_posed(space: EmotionSpace, table: dict) -> EmotionSpace:
-    """Step 6: set each listed action unit (a "...Left" name stands for the pair) to its posed level."""
-    coeffs = space.coeffs.copy()
-    sources = dict(space.sources)
-    for e, levels in table["levels"].items():
+def set_levels(coeffs: np.ndarray, table: dict) -> np.ndarray:
+    """Each listed action unit set to its level (a "...Left" name stands for the pair)."""
+    out = coeffs.copy()
+    for e, levels in table.items():
         i = EMOTIONS.index(e)
         for name, v in levels.items():
-            names = (name, name[:-4] + "Right") if name.endswith("Left") else (name,)
-            for n in names:
-                coeffs[i, COEFF_INDEX[n]] = float(v)
+            for n in (name, name[:-4] + "Right") if name.endswith("Left") else (name,):
+                out[i, COEFF_INDEX[n]] = float(v)
+    return out
+
+
+def apply_posed(space: EmotionSpace, table: dict) -> EmotionSpace:
+    """Step 6: the posed render levels, and the levels the reference-photo reader keeps ("reader")."""
+    coeffs = set_levels(space.coeffs, table["levels"])
+    sources = dict(space.sources)
+    for e in table["levels"]:
         sources[e] = sources[e].split(" + posed levels")[0] + " + posed levels (tuned on a development split)"
-    return EmotionSpace(coeffs=coeffs, head=space.head, sources=sources)
+    read = set_levels(coeffs, table.get("reader", {}))
+    return EmotionSpace(coeffs=coeffs, head=space.head, sources=sources,
+                        read_coeffs=None if np.array_equal(read, coeffs) else read)
 
 
 def main() -> int:

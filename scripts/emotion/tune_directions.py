@@ -112,7 +112,7 @@ class Judge:
 def with_value(space: EmotionSpace, emotion: str, knob: str, value: float) -> EmotionSpace:
     coeffs = space.coeffs.copy()
     coeffs[EMOTIONS.index(emotion), list(pair(knob))] = value
-    return EmotionSpace(coeffs=coeffs, head=space.head, sources=space.sources)
+    return EmotionSpace(coeffs=coeffs, head=space.head, sources=space.sources, read_coeffs=space.read_coeffs)
 
 
 def tune(judge: Judge, space: EmotionSpace, emotion: str, passes: int,
@@ -184,11 +184,11 @@ def main(argv: list[str] | None = None) -> int:
         print(e, report["emotions"][e]["tuned"], flush=True)
     if args.write_levels:
         levels = Path(__file__).resolve().parent / "posed_levels.json"
-        old = json.loads(levels.read_text())["levels"] if levels.exists() else {}
-        old.update({e: r["tuned"] for e, r in report["emotions"].items()})
-        levels.write_text(json.dumps({"format": "emolive-posed-levels/1", "made_by": "scripts/emotion/tune_directions.py",
-                                      "split": f"development, {report['portraits']} portraits", "levels": old},
-                                     indent=1) + "\n")
+        table = json.loads(levels.read_text()) if levels.exists() else {}  # "reader" levels and notes are kept
+        table.setdefault("levels", {}).update({e: r["tuned"] for e, r in report["emotions"].items()})
+        table.update({"format": "emolive-posed-levels/1", "made_by": "scripts/emotion/tune_directions.py",
+                      "split": f"development, {report['portraits']} portraits"})
+        levels.write_text(json.dumps(table, indent=1) + "\n")
     return 0
 
 
