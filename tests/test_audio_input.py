@@ -94,6 +94,10 @@ def test_bad_files(tmp_path):
     junk.write_bytes(b"RIFF not really a wav file" * 10)
     with pytest.raises(AudioInputError):
         read_audio_file(junk)
+    with pytest.raises(AudioInputError, match="empty"):
+        read_audio_file("")
+    with pytest.raises(AudioInputError, match="directory"):
+        read_audio_file(tmp_path)
 
 
 def test_wav_roundtrip(tmp_path):

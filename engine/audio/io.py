@@ -16,7 +16,11 @@ def read_audio_file(path: str | Path, max_seconds: float | None = None) -> tuple
     """
     import av
 
+    if not str(path).strip():
+        raise AudioInputError("audio file path is empty")
     p = Path(path)
+    if p.is_dir():
+        raise AudioInputError(f"{p} is a directory, not an audio file")
     if not p.is_file():
         raise AudioInputError(f"audio file not found: {p}")
     try:
