@@ -45,6 +45,13 @@ def _cmd_avatar_create(args) -> int:
 def _cmd_render(args) -> int:
     from .offline import render_to_mp4
 
+    if args.prompt is not None and args.audio:
+        from .emotion.prompt import parse_prompt
+
+        # Say how the sentence was read: an unrelated one renders neutral, which should not pass silently.
+        t = parse_prompt(args.prompt)
+        mix = " + ".join(f"{e} {w:.2f}" for e, w in sorted(t.mixture.items(), key=lambda kv: -kv[1]))
+        print(f"prompt read as {mix} at intensity {t.intensity:.2f} (confidence {t.confidence:.2f}): {t.reason}")
     n = render_to_mp4(out=args.out, avatar=args.avatar, expressions=args.expressions, audio=args.audio,
                       fps=args.fps, emotion=args.emotion, prompt=args.prompt, size=args.size)
     print(f"wrote {args.out} ({n} frames)")
