@@ -59,6 +59,9 @@ def test_render_bad_paths(tmp_path, capsys):
     code, err = _run(capsys, "render", "--expressions", str(tmp_path / "e.json"), "--out", str(tmp_path / "o.mp4"),
                      "--avatar", str(tmp_path / "nope"))
     assert code == 2 and "avatar not found" in err
+    code, err = _run(capsys, "render", "--expressions", str(tmp_path / "e.json"), "--out", str(tmp_path / "o.mp4"),
+                     "--avatar", "")
+    assert code == 2 and "avatar path is empty" in err
     with pytest.raises(SystemExit) as e:
         main(["render", "--out", str(tmp_path / "o.mp4")])  # neither --expressions nor --audio
     assert e.value.code == 2

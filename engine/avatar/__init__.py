@@ -13,6 +13,8 @@ def load_avatar(source: str | Path | None = None, size: int = 512) -> Avatar:
     """An avatar from a bundle directory, a photo file, or None for the default avatar."""
     if source is None or str(source) == "default":
         return default_avatar(size)
+    if not str(source).strip():
+        raise AvatarError("avatar path is empty (leave --avatar out for the built-in avatar)")
     p = Path(source)
     if p.is_dir():
         return load_bundle(p)
