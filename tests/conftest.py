@@ -45,3 +45,19 @@ class FaceMeshDetector:
 @pytest.fixture(scope="session")
 def redetect():
     return FaceMeshDetector()
+
+
+@pytest.fixture(scope="session")
+def grid_speech(shared):
+    """(samples, rate, speech mask per 25 fps frame) of 3 s of GRID s1/bbaf2n, per its word alignment."""
+    from engine.audio import read_audio_file
+
+    clip = "bbaf2n"
+    samples, rate = read_audio_file(shared / "data" / "grid" / "s1" / f"{clip}.mp4")
+    samples = samples[: 3 * rate]
+    speech = np.zeros(75, bool)
+    for line in (shared / "data" / "grid" / "s1_align" / f"{clip}.align").read_text().split("\n"):
+        parts = line.split()
+        if len(parts) == 3 and parts[2] not in ("sil", "sp"):
+            speech[int(parts[0]) // 1000: int(parts[1]) // 1000] = True
+    return samples, rate, speech

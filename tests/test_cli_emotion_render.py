@@ -24,19 +24,11 @@ def clf():
 
 
 @pytest.fixture(scope="module")
-def speech(shared, tmp_path_factory):
-    """(wav path, per-frame speech mask) of 3 s of GRID s1/bbaf2n, from its word alignment."""
+def speech(grid_speech, tmp_path_factory):
+    """(wav path, per-frame speech mask) of the conftest's GRID clip."""
     import scipy.io.wavfile
 
-    from engine.audio import read_audio_file
-
-    samples, rate = read_audio_file(shared / "data" / "grid" / "s1" / "bbaf2n.mp4")
-    samples = samples[: 3 * rate]
-    mask = np.zeros(75, bool)
-    for line in (shared / "data" / "grid" / "s1_align" / "bbaf2n.align").read_text().split("\n"):
-        parts = line.split()
-        if len(parts) == 3 and parts[2] not in ("sil", "sp"):
-            mask[int(parts[0]) // 1000: int(parts[1]) // 1000] = True
+    samples, rate, mask = grid_speech
     wav = tmp_path_factory.mktemp("speech") / "speech.wav"
     scipy.io.wavfile.write(wav, rate, (samples * 32767).astype(np.int16))
     return wav, mask

@@ -67,25 +67,10 @@ def test_render_bad_paths(tmp_path, capsys):
     assert e.value.code == 2
 
 
-def _grid_speech(shared):
-    """Audio of a real GRID clip and which 25 fps frames are speech per its word alignment."""
-    from engine.audio import read_audio_file
-
-    clip = "bbaf2n"
-    samples, rate = read_audio_file(shared / "data" / "grid" / "s1" / f"{clip}.mp4")
-    samples = samples[: 3 * rate]
-    speech = np.zeros(75, bool)
-    for line in (shared / "data" / "grid" / "s1_align" / f"{clip}.align").read_text().split("\n"):
-        parts = line.split()
-        if len(parts) == 3 and parts[2] not in ("sil", "sp"):
-            speech[int(parts[0]) // 1000: int(parts[1]) // 1000] = True
-    return samples, rate, speech
-
-
-def test_render_audio_mouth_follows_real_speech(shared, tmp_path, capsys, redetect):
+def test_render_audio_mouth_follows_real_speech(shared, grid_speech, tmp_path, capsys, redetect):
     from engine.face_geometry import mouth_opening
 
-    samples, rate, speech = _grid_speech(shared)
+    samples, rate, speech = grid_speech
     wav = tmp_path / "speech.wav"
     import scipy.io.wavfile
 
