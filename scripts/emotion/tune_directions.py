@@ -17,7 +17,8 @@ GRID speakers bbaf2n, brbk7n, lrwp9a. The result is scripts/emotion/posed_levels
 applied by calibrate_directions.py (step 6); the proof is then scripts/emotion/eval_fer.py on the held-out set,
 which this script never renders. Round 5 (docs/emotion.md): a first pass with the defaults, then
 `--stride 2 --emotions fear,surprised,disgusted,sad`; round 6 `--stride 2 --passes 1 --emotions
-fear,surprised,angry`; round 7 `--stride 1` for angry and disgusted (`--monotone` on surprised: tried, not kept, see the docs).
+fear,surprised,angry`; round 7 `--stride 1` for angry and disgusted; round 8 `--stride 1 --monotone` for
+surprised (tried in round 7, applied once the reference reader kept its own directions; see the docs).
 """
 from __future__ import annotations
 
@@ -31,6 +32,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 os.environ.setdefault("GLOG_minloglevel", "2")
+
+from eval_fer import MONO_TOL  # noqa: E402 - the same tolerance as the proof
 
 from engine.emotion import facs  # noqa: E402
 from engine.emotion.directions import EMOTIONS, EmotionSpace, load_directions  # noqa: E402
@@ -59,7 +62,6 @@ KNOBS = {
     "surprised": ("browInnerUp", "browOuterUpLeft", "eyeWideLeft", "jawOpen", "mouthLowerDownLeft"),  # 1, 2, 5, 26/27
 }
 DEV_GRID = ("grid_bbaf2n.png", "grid_brbk7n.png", "grid_lrwp9a.png")
-MONO_TOL = 0.05  # as scripts/emotion/eval_fer.py
 
 
 def pair(name: str) -> tuple[int, ...]:
