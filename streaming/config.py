@@ -57,6 +57,10 @@ class ServerConfig(BaseModel):
     push_frames_per_s: float = Field(200.0, gt=0)  # binary frames per second on /push (burst 2x)
     record: str | None = None  # --record OUT.mp4: what is sent, per session (OUT-<sid8>.mp4 after the first)
     record_queue_frames: int = Field(50, ge=2)  # video frames waiting for the encoder; beyond it frames are dropped
+    # Measurement only (benchmarks/bench_soak.py): every session stamps its frame ids into the pixels and mixes
+    # audio marks into the voice (streaming/bench_marks.py, streaming/bench_audio_marks.py), as `emolive bench`
+    # does for the sessions it adopts. Visible and audible: never for real viewers.
+    bench_marks: bool = False
 
     @field_validator("render_budget_s", mode="before")
     @classmethod

@@ -108,7 +108,8 @@ class SessionRunner:
         self._a2e_ms = 0.0
         self._worker_tid: int | None = None
         self.render_busy_s = 0.0  # render pool time spent on this session (its threads are shared)
-        self.mark_frames = False  # bench: stamp each frame's timeline index into its pixels
+        self.mark_frames = config.bench_marks  # bench: stamp each frame's timeline index into its pixels
+        self.mark_audio = config.bench_marks  # bench: chirps at known frames (streaming/bench_audio_marks.py)
 
     # -- lifecycle -----------------------------------------------------------
     async def open(self) -> None:
