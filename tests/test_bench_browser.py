@@ -11,7 +11,7 @@ from audio_helpers import speechlike
 from streaming.bench_audio_marks import MarkPlan
 from streaming.bench_browser import BrowserProbe
 from streaming.bench_report import browser_markdown
-from streaming.browser_analysis import analyse
+from streaming.browser_analysis import FID, analyse
 from streaming.server import SESSIONS
 from test_server_browser import ThreadedServer
 from test_server_loopback import parts, speech_wav  # noqa: F401  (shared fixtures)
@@ -51,10 +51,26 @@ def test_analysis_reports_a_known_offset(offset_ms):
     assert fig["frame_interval_ms"]["p50"] == 40.0 and fig["callbacks_missed"] == 0
 
 
+def _late_differences(fig) -> list[float]:
+    """Each odd mark's offset minus the mean of its two even neighbours', where the neighbours agree
+    within two vsyncs: the receiver's buffers were steady across those two seconds, so the difference
+    is the 80 ms placed, not a jitter buffer growing or shrinking (a loaded page moves them by 100s
+    of ms within a second)."""
+    off = {p["mark"]: p["offset_ms"] for p in fig["per_mark"]}
+    return [off[m] - (off[m - 1] + off[m + 1]) / 2 for m in off
+            if m % 2 and m - 1 in off and m + 1 in off and abs(off[m - 1] - off[m + 1]) <= 2 * VSYNC_MS]
+
+
+def _enough(fig) -> bool:
+    """Evidence for every verdict below: marks matched, steady mark triples, ids read."""
+    return fig["marks"]["matched"] >= 10 and len(_late_differences(fig)) >= 4 and fig["frame_ids"]["read"] >= 150
+
+
 @pytest.mark.slow
-@pytest.mark.timeout(180)
+@pytest.mark.timeout(300)
 @pytest.mark.skipif(not shutil.which("chromedriver"), reason="needs Debian chromium-driver")
 def test_marks_placed_late_are_reported_late_and_frame_ids_are_read(parts, speech_wav):  # noqa: F811
+    shown_sent: set[int] = set()  # ids of the rendered frames the sender handed to aiortc
     with ThreadedServer(parts) as server:
         probe = BrowserProbe(str(speech_wav))
         try:
@@ -67,43 +83,48 @@ def test_marks_placed_late_are_reported_late_and_frame_ids_are_read(parts, speec
             def mark():
                 runner.mark_frames = True
                 runner.mark_audio = plan
+                on_video_sent = runner.on_video_sent
+
+                def spy(k, shown):  # runs on the server's loop, as the sender does
+                    if shown is not None:
+                        shown_sent.add(shown)
+                    on_video_sent(k, shown)
+                runner.on_video_sent = spy
             server.call(mark)
             assert "error" not in probe.arm()
             time.sleep(1.0)
             p0 = probe.now()
-            for _ in range(4):
+            # Collect until the record holds enough marks and frames, not for a fixed time: 16-20 s on an
+            # idle machine; on a loaded one the page presents fewer frames and its buffers move, so it
+            # runs longer. The window ends one take (4 s) before the record does, so its last marks are
+            # out of the jitter buffers.
+            window, fig = None, None
+            for _ in range(25):
                 time.sleep(4.0)
                 probe.take()
-            p1 = probe.now()
-            time.sleep(0.5)  # the window's last marks are still in the jitter buffers
-            probe.take()
-            sent = server.call(lambda: runner.counters["frames_sent"])
+                if window is not None and window - p0 >= 16_000:
+                    fig = analyse(probe.raw, plan, cfg.fps, (p0, window))
+                    if _enough(fig):
+                        break
+                window = probe.now()
+            sent = server.call(lambda: set(shown_sent))
         finally:
             probe.close()
-    fig = analyse(probe.raw, plan, cfg.fps, (p0, p1))
     print(browser_markdown(fig))
     print([(p["mark"], p["offset_ms"]) for p in fig["per_mark"]])
+    assert _enough(fig), (fig["marks"], fig["frame_ids"])
 
-    # Frame ids read from the pixels in the page: increasing, nearly all consecutive, the frames sent.
+    # Frame ids read from the pixels in the page: increasing, readable, and each one a frame the server
+    # sent (a misread id is one that was never sent). How many the page presented follows its load (a
+    # loaded compositor skips frames), so it is printed above, not judged.
     ids = fig["frame_ids"]
     assert ids["backwards"] == 0 and ids["unreadable"] <= 0.02 * (ids["read"] + ids["unreadable"]), ids
-    assert ids["read"] >= 0.5 * cfg.fps * (p1 - p0) / 1000, ids
-    # Mostly consecutive: on a loaded machine (the whole suite on two cores) the page's compositor skips
-    # presenting some frames (73 % consecutive seen in a clean-clone CI run); the ids' order and
-    # readability, asserted above, are what the instrument itself must get right.
-    assert ids["consecutive"] >= 0.5 * ids["read"], ids
-    assert ids["last"] <= sent, (ids, sent)
+    read = {int(row[FID]) for row in probe.raw["video"] if row[FID] is not None and row[FID] >= 0}
+    assert read and read <= sent, sorted(read - sent)[:20]
 
-    # Each odd mark against the mean of its even neighbours, or the one that was matched (the receiver's
-    # buffers drift slowly, so neighbours share their state): 80 ms more audio delay, so the offset
-    # (picture - sound) is 80 ms smaller. Each offset is exact to ~0.1 ms on the audio side and quantised to the 60 Hz vsync on
-    # the picture side, so the median of the differences is within one vsync of -80 ms.
-    off = {p["mark"]: p["offset_ms"] for p in fig["per_mark"]}
-    # A mark is unmatched when the page never presented its frame: the same compositor skips as above
-    # (2 of 16 seen in a clean-clone CI run beside other jobs), not a misread; matched ones must be right.
-    marks = fig["marks"]
-    assert marks["matched"] >= 10 and marks["unmatched"] <= 0.25 * marks["found"], marks
-    near = {m: [off[n] for n in (m - 1, m + 1) if n in off] for m in off if m % 2}
-    d = [off[m] - float(np.mean(v)) for m, v in near.items() if v]
-    assert len(d) >= 4, off
-    assert abs(float(np.median(d)) + LATE_MS) <= VSYNC_MS, (d, off)
+    # Late marks: 80 ms more audio delay, so the offset (picture - sound) is 80 ms smaller. Each offset is
+    # exact to ~0.1 ms on the audio side and quantised to the 60 Hz vsync on the picture side, so the
+    # median of the differences is within one vsync of -80 ms. Marks whose frame the page never
+    # presented stay unmatched (a loaded compositor skips frames): counted in the report, not judged.
+    d = _late_differences(fig)
+    assert abs(float(np.median(d)) + LATE_MS) <= VSYNC_MS, (d, fig["per_mark"])
