@@ -164,6 +164,14 @@ class AVScheduler:
         return math.floor((self.clock.now() - self._t0) * self._rate + 1e-3)
 
     # -- input -------------------------------------------------------------
+    def input_room(self) -> int:
+        """Samples of input `write` takes now without dropping any (the delay line ends at the sample last
+        pulled, so a late audio sender leaves less room). Buffered sources wait for it instead of losing
+        input; live ones cannot wait and are dropped beyond it."""
+        if self.write_pos is None:
+            return self._max
+        return max(0, self.read_pos + self._max - self.write_pos)
+
     def write(self, pcm: np.ndarray) -> Placement:
         """Place one chunk of mono float32 input at the engine rate on the timeline."""
         pcm = np.asarray(pcm, np.float32).reshape(-1)

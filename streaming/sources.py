@@ -139,6 +139,11 @@ async def feed_paced(scheduler, source: PacedSource, on_pcm: Callable[[np.ndarra
             origin, fed = scheduler.timeline_now(), 0
         else:
             await sleep_until(scheduler.clock, scheduler.wall_time(origin + fed))
+        # An overloaded loop pulls the outbound audio late, so the delay line has not moved on: hold
+        # the input back (it is buffered, nothing is lost) rather than write past the line's end,
+        # where it would be dropped. The count of fed samples keeps the pace once it has room.
+        while scheduler.input_room() < chunk:
+            await asyncio.sleep(chunk / scheduler.config.sample_rate)
         pcm = source.take(chunk)
         if pcm is None:
             return
