@@ -96,25 +96,45 @@ async def _get(url: str) -> str:
             return await r.text()
 
 
-async def step(args, k: int, audio: str, workdir: Path) -> dict:
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
+async def start_server(url: str, workers: str, max_sessions: int, config: str | None, start_timeout: float,
+                       log=asyncio.subprocess.DEVNULL):
+    """`python -m streaming.server` (front + workers) on loopback at url's port, its own process tree;
+    returned once /health says ok (BenchError if it exits or does not come up in start_timeout). Its
+    stdout and stderr go to log (a file object) if given."""
     server = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "streaming.server", "--port", str(port), "--ice-loopback", "--workers",
-        str(args.workers), "--max-sessions", str(max(k, 1)), *(["--config", args.config] if args.config else []),
-        cwd=ROOT, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+        sys.executable, "-m", "streaming.server", "--port", url.rsplit(":", 1)[1], "--ice-loopback", "--workers",
+        str(workers), "--max-sessions", str(max_sessions), *(["--config", config] if config else []),
+        cwd=ROOT, stdout=log, stderr=log)
     try:
-        for _ in range(int(args.start_timeout / 0.5)):
+        for _ in range(int(start_timeout / 0.5)):
             try:
                 if json.loads(await _get(url + "/health")).get("status") == "ok":
-                    break
+                    return server
             except Exception:  # noqa: BLE001 - not up yet
                 pass
             if server.returncode is not None:
                 raise BenchError(f"the server exited with code {server.returncode} while starting")
             await asyncio.sleep(0.5)
-        else:
-            raise BenchError("the server did not start")
+        raise BenchError("the server did not start")
+    except BaseException:
+        await stop_server(server)
+        raise
+
+
+async def stop_server(server) -> None:
+    """Terminate the server (the front ends its workers), killed if it has not exited after 30 s."""
+    if server.returncode is None:
+        server.terminate()
+        try:
+            await asyncio.wait_for(server.wait(), 30)
+        except asyncio.TimeoutError:
+            server.kill()
+
+
+async def step(args, k: int, audio: str, workdir: Path) -> dict:
+    url = f"http://127.0.0.1:{_free_port()}"
+    server = await start_server(url, args.workers, max(k, 1), args.config, args.start_timeout)
+    try:
         out = workdir / f"client_{k}.json"
         peers = (["-m", "streaming.bench_client"] if args.client == "full"
                  else [str(ROOT / "benchmarks" / "light_peers.py")])
@@ -139,12 +159,7 @@ async def step(args, k: int, audio: str, workdir: Path) -> dict:
         if set(marks) != {"MEASURE_START", "MEASURE_END"}:
             raise BenchError(f"the client peers did not complete (exit {client.returncode})")
     finally:
-        if server.returncode is None:
-            server.terminate()
-            try:
-                await asyncio.wait_for(server.wait(), 30)
-            except asyncio.TimeoutError:
-                server.kill()
+        await stop_server(server)
     a, b = marks["MEASURE_START"], marks["MEASURE_END"]
     span = b["t"] - a["t"]
     sessions = []
@@ -230,14 +245,17 @@ def main(argv: list[str] | None = None) -> int:
     except BenchError as e:
         print(f"bench_capacity: {e}", file=sys.stderr)
         return 2
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(result, indent=1), encoding="utf-8")
-    text = markdown(result)
-    if args.markdown:
-        Path(args.markdown).write_text(text, encoding="utf-8")
-    print(text)
+    write_outputs(result, markdown(result), args.json, args.markdown)
     return 0
+
+
+def write_outputs(result: dict, text: str, json_path: str | None, markdown_path: str | None) -> None:
+    """The result to --json, the markdown to --markdown (their folders made) and to stdout."""
+    for path, content in ((json_path, json.dumps(result, indent=1)), (markdown_path, text)):
+        if path:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            Path(path).write_text(content, encoding="utf-8")
+    print(text)
 
 
 if __name__ == "__main__":

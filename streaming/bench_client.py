@@ -5,7 +5,10 @@ opens K aiortc peers on loopback (each sends the speech file, looping, and
 receives video + audio), waits until every peer has video, lets the warm-up
 pass, then measures for N seconds. It talks to the parent on stdout, one
 line per event: `SESSION <id>`, `MEASURE_START <t>`, `MEASURE_END <t>`,
-`DONE`; times are time.monotonic (CLOCK_MONOTONIC, shared by the processes of
+`DONE`, and with `--window S` a line `WINDOW <t> <json>` every S seconds of the
+measurement (what each peer received since the last one: its new video frames
+and the audio marks found since, for long runs that report as they go); times
+are time.monotonic (CLOCK_MONOTONIC, shared by the processes of
 one machine), so the parent can line them up with its own. OUT.json holds,
 per peer, the arrival time, pts and stamped frame id of each video frame,
 the arrival time and pts of each audio frame, and the audio marks found in
@@ -28,6 +31,9 @@ from .bench_audio_marks import detect
 from .bench_marks import read as read_mark
 
 AUDIO_KEEP_S = 120.0  # decoded audio kept per peer for the mark search (mono int16: 11.5 MB)
+MARK_SAME = 480  # samples: a mark found again in the frames kept after a scan (marks are 1 s apart)
+SCAN_KEEP_FRAMES = 3  # audio frames (60 ms) kept after a scan for marks: a 10 ms mark may straddle its end
+SCAN_EVERY_S = 1.0  # with --window: marks searched this often (10 s at once would hold the loop ~0.2 s)
 
 
 def say(line: str) -> None:
@@ -50,6 +56,9 @@ class Peer:
         # RTP packets as they arrive, before aiortc's jitter buffers (audio holds 4 packets, video a frame):
         # (arrival, timestamp, marker) per kind
         self.rtp: dict[str, list[tuple[float, int, int]]] = {"audio": [], "video": []}
+        self.found_marks: list[tuple[float, int, float]] = []  # marks taken by scan_marks, in order
+        self.video_reported = 0  # video frames and marks already given in a WINDOW line
+        self.marks_reported = 0
         self.first_video = asyncio.Event()
         self.tasks: list[asyncio.Task] = []
         self.error: str | None = None
@@ -140,6 +149,26 @@ class Peer:
             i = j
         return out
 
+    def scan_marks(self) -> list[tuple[float, int, float]]:
+        """The marks in the audio decoded since the last scan (added to found_marks), then that audio is
+        let go but for its last frames, where a mark may not be complete yet. Scanning as it goes, a long
+        run finds every mark (marks() alone sees the last AUDIO_KEEP_S)."""
+        last = self.found_marks[-1][1] if self.found_marks else None
+        new = [m for m in self.marks() if last is None or m[1] > last + MARK_SAME]
+        self.found_marks += new
+        while len(self.pcm) > SCAN_KEEP_FRAMES:
+            self.pcm_samples -= len(self.pcm[0])
+            del self.pcm[0]
+        return new
+
+    def window(self) -> dict:
+        """What came in since the last window: new video frames (arrival, pts, id) and new audio marks."""
+        self.scan_marks()
+        video, marks = self.video[self.video_reported:], self.found_marks[self.marks_reported:]
+        self.video_reported, self.marks_reported = len(self.video), len(self.found_marks)
+        return {"session_id": self.session_id, "video": video, "audio_marks": marks,
+                "audio_frames": len(self.audio), "error": self.error}
+
     async def close(self) -> None:
         if self.player is not None and self.player.audio is not None:
             self.player.audio.stop()
@@ -150,9 +179,26 @@ class Peer:
         await asyncio.gather(*self.tasks, return_exceptions=True)
 
     def record(self) -> dict:
+        self.scan_marks()
         return {"session_id": self.session_id, "offer_at": self.offer_at, "answer_at": self.answer_at,
                 "video": self.video, "audio": self.audio, "rtp": self.rtp, "error": self.error,
-                "audio_marks": self.marks()}
+                "audio_marks": self.found_marks}
+
+
+async def windows(peers: list[Peer], t0: float, window: float, seconds: float) -> None:
+    """A WINDOW line at t0 + n * window while that is within the measurement, the marks searched every
+    SCAN_EVERY_S in between; deadlines are absolute (a late wake-up does not creep into the next)."""
+    per = max(1, round(window / SCAN_EVERY_S))
+    tick = window / per
+    i = 1
+    while i * tick <= seconds + 1e-6:
+        await asyncio.sleep(max(0.0, t0 + i * tick - time.monotonic()))
+        if i % per:
+            for p in peers:
+                p.scan_marks()
+        else:
+            say(f"WINDOW {time.monotonic():.6f} " + json.dumps({"peers": [p.window() for p in peers]}))
+        i += 1
 
 
 async def run(args) -> int:
@@ -169,8 +215,11 @@ async def run(args) -> int:
                 await asyncio.sleep(args.stagger)
             await asyncio.wait_for(asyncio.gather(*(p.first_video.wait() for p in peers)), args.connect_timeout)
             await asyncio.sleep(args.warmup)
-            say(f"MEASURE_START {time.monotonic():.6f}")
-            await asyncio.sleep(args.seconds)
+            t0 = time.monotonic()
+            say(f"MEASURE_START {t0:.6f}")
+            if args.window > 0:
+                await windows(peers, t0, args.window, args.seconds)
+            await asyncio.sleep(max(0.0, t0 + args.seconds - time.monotonic()))
             say(f"MEASURE_END {time.monotonic():.6f}")
         except Exception as e:  # noqa: BLE001 - reported to the parent, which decides
             say(f"ERROR {type(e).__name__}: {e}".replace("\n", " "))
@@ -192,6 +241,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--warmup", type=float, default=2.0)
     p.add_argument("--seconds", type=float, default=10.0)
     p.add_argument("--stagger", type=float, default=0.3, help="seconds between two peers' offers")
+    p.add_argument("--window", type=float, default=0.0,
+                   help="print a WINDOW line every this many seconds of the measurement (0: none)")
     p.add_argument("--connect-timeout", type=float, default=30.0)
     p.add_argument("--out", required=True)
     args = p.parse_args(argv)

@@ -134,29 +134,37 @@ def _receiver_figures(peer: dict, runner, t0: float, t1: float) -> dict[str, Any
 def _marks_offset(marks: list, marked: list, spf: int, fs: int, rate: int, t0: float, t1: float) -> dict | None:
     """A/V offset from the audio marks (bench_audio_marks): the decoded frame k's return time minus the
     return time of the decoded audio holding the mark at frame k's first sample (+ its place in it)."""
-    from .bench_audio_marks import MarkPlan
-
-    if not marks or not marked:
-        return None
-    plan = MarkPlan(spf)
-    period = spf / rate
-    shown: dict[int, float] = {}
-    for t, _, fid in marked:
-        shown.setdefault(fid, t)
-    vline = float(np.median([t - fid * period for t, _, fid in marked]))
-    offsets = []
-    for t_a, _, _ in marks:
-        if not t0 <= t_a <= t1:
-            continue
-        m = round((t_a - vline) / (plan.every * period))  # the nearest mark: |offset| < half a mark period
-        t_v = shown.get(plan.frame(m) % 65536)
-        if m >= 0 and t_v is not None:
-            offsets.append(1000.0 * (t_v - t_a))
+    offsets = [1000.0 * (frame[0] - mark[0]) for mark, frame in mark_frames(marks, marked, spf, rate, t0, t1)]
     if not offsets:
         return None
     out = _pct(offsets)
     out["mean"] = round(float(np.mean(offsets)), 2)
     return out
+
+
+def mark_frames(marks: list, marked: list, spf: int, rate: int, t0: float, t1: float) -> list[tuple]:
+    """Each audio mark (decode time, pts, score) decoded in [t0, t1] with the first decoded video frame
+    (decode time, pts, id) carrying the id of the frame the mark was mixed in at: (mark, frame) pairs."""
+    from .bench_audio_marks import MarkPlan
+
+    if not marks or not marked:
+        return []
+    plan = MarkPlan(spf)
+    period = spf / rate
+    shown: dict[int, Any] = {}
+    for v in marked:
+        shown.setdefault(v[2], v)
+    vline = float(np.median([t - fid * period for t, _, fid in marked]))
+    pairs = []
+    for mark in marks:
+        t_a = mark[0]
+        if not t0 <= t_a <= t1:
+            continue
+        m = round((t_a - vline) / (plan.every * period))  # the nearest mark: |offset| < half a mark period
+        frame = shown.get(plan.frame(m) % 65536)
+        if m >= 0 and frame is not None:
+            pairs.append((mark, frame))
+    return pairs
 
 
 def round_figures(rnd: Round, client: dict, cfg, lookahead_ms: float) -> dict[str, Any]:
