@@ -47,6 +47,9 @@ class ServerConfig(BaseModel):
     face_state_queue: int = Field(50, ge=1)  # per-subscriber bound; the oldest states go first
     stats_interval_s: float = Field(1.0, gt=0)
     session_idle_timeout_s: float = Field(30.0, gt=0)  # no ICE connection by then: the session is closed
+    # A connected peer from which nothing (media, RTCP, STUN) has arrived for this long is gone: its session
+    # is closed (streaming/liveness.py; without it, ICE consent freshness closes it after ~30 s).
+    peer_timeout_s: float = Field(10.0, gt=0)
     ws_max_image_bytes: int = Field(2 * 1024 * 1024, ge=1024)  # decoded reference_image size limit
     # Inputs other than the browser's microphone (at most one of audio / mic).
     audio: str | None = None  # --audio FILE: played as every session's voice input

@@ -19,6 +19,7 @@ from .config import ServerConfig, load_config, worker_count
 from .control import HARD_SIZE_FACTOR, ControlConnection, image_message_limit
 from .app_common import (CONFIG, COUNTERS, INPUT, MAX_OFFER_BYTES, PARTS, POOL, PUSHES, RECORDERS, SESSIONS,
                          WorkerStartError, add_routes, fail as _fail, guard as _guard)
+from .liveness import watch_peer
 from .metrics import metrics
 from .parts import EngineParts, EngineUnavailable, real_parts
 from .push import HARD_FRAME_BYTES, PushConnection, PushFeed
@@ -109,6 +110,7 @@ async def offer(request: web.Request) -> web.Response:
         start_recording(app, runner, cleanups)
     runner.start()
     runner.spawn(_connect_watchdog(runner, config.session_idle_timeout_s), "watchdog")
+    runner.spawn(watch_peer(runner, config.peer_timeout_s), "liveness")
     app[COUNTERS]["sessions_started"] += 1
     return web.json_response({"sdp": pc.localDescription.sdp, "type": pc.localDescription.type, "session_id": sid})
 
