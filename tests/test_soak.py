@@ -54,6 +54,7 @@ def test_a_short_soak_keeps_one_timeline_and_its_sessions(tmp_path):
     # one timeline: each mark's frame went out at its own tick or whole ticks later, nothing in between
     for sid, t in s["timeline"].items():
         assert t["marks"] >= 10, (sid, t)  # ~1 mark a second for 40 s; a starved client loses some
-        assert t["max_abs_slip_ms"] <= soak.SLIP_MAX_MS, (sid, t)
+        assert t["window_slip_max_ms"] <= soak.SLIP_MAX_MS, (sid, t)  # the median of every window
+        assert t["slipped_marks"] <= 2, (sid, t)  # single marks misread by a starved receiver, at most
     assert all(d["timeline"]["drift_ms"] is not None for d in s["offset"].values()), s["offset"]
     assert s["checks"]["timeline"]
