@@ -6,7 +6,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from test_server_loopback import Server, connect, parts  # noqa: F401  (shared fixture)
+from test_server_loopback import Server, connect, more_frames_sent, parts  # noqa: F401  (shared fixture)
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -51,13 +51,7 @@ def test_fuzzed_messages_never_break_the_session(parts):  # noqa: F811
                 await ws.send_json({"type": "get_state"})
                 alive = json.loads((await ws.receive(timeout=10)).data)
             sent = runner.counters["frames_sent"]
-            for _ in range(50):
-                if "video" in tracks:
-                    break
-                await asyncio.sleep(0.1)
-            await tracks["video"].recv()
-            await asyncio.sleep(0.2)
-            still = runner.counters["frames_sent"]
+            still = await more_frames_sent(runner.counters)
             await pc.close()
             return alive, sent, still, runner.failure
 

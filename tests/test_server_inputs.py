@@ -11,7 +11,7 @@ import pytest
 
 from engine.audio.io import read_audio_file
 from engine.face_geometry import mouth_opening
-from engine.measure import read_video_rgb
+from streaming.bench_marks import read as read_frame_id
 from streaming.config import ServerConfig
 from streaming.server import RECORDERS, build_input, main
 from streaming.sources import InputUnavailable, Microphone, MicInput
@@ -53,8 +53,79 @@ def _best_lag(a, b, max_lag):
     return best
 
 
+def _keep_what_is_recorded(runner, sent: dict) -> None:
+    """Keep a copy of every frame the recorder took from the outbound tracks: video luma by pts (90 kHz),
+    audio samples by pts (samples). Wraps the recording taps (installed before the offer's answer); a
+    frame handed over once the recording is finishing, or dropped by its bounded queue, is not kept."""
+    video_tap, audio_tap = runner.video_out.tap, runner.audio_out.tap
+    rec = video_tap.__self__
+    sent["video"], sent["audio"] = {}, {}
+
+    def taken(tap, kind, pts, frame):
+        open_, dropped = not rec._finishing, rec.counters[f"{kind}_dropped"]
+        tap(pts, frame)
+        if open_ and rec.counters[f"{kind}_dropped"] == dropped:
+            data = frame[:frame.shape[0] * 2 // 3] if kind == "video" else frame.reshape(-1)  # luma / mono
+            sent[kind][pts] = data.astype(np.float32)
+    runner.video_out.tap = lambda pts, yuv: taken(video_tap, "video", pts, yuv)
+    runner.audio_out.tap = lambda pts, s16: taken(audio_tap, "audio", pts, s16)
+
+
+def _received_matches_sent(frames, sent_audio: dict) -> float:
+    """Correlation of the 20 ms loudness of the received audio frames with that of the sent frames at the
+    same RTP time. The receiver counts pts from its first packet, so the sent frame it started at is
+    searched among the first sent ones."""
+    got = {f.pts: float(np.sqrt(np.mean(_received_pcm([f]).astype(np.float64) ** 2))) * 32768 for f in frames}
+    ref = {pts: float(np.sqrt(np.mean(x.astype(np.float64) ** 2))) for pts, x in sent_audio.items()}
+    best = -1.0
+    for origin in sorted(ref)[:150]:
+        pairs = [(g, ref[origin + p]) for p, g in got.items() if origin + p in ref]
+        if len(pairs) > 100:
+            a, b = np.array(pairs).T
+            if a.std() > 0 and b.std() > 0:
+                best = max(best, float(np.corrcoef(a, b)[0, 1]))
+    return best
+
+
+def _recorded_offsets(path, sent: dict, rate: int, frame_pts: int) -> tuple[int, int]:
+    """Where the file's content sits against what was sent, in video frames and in audio samples: the
+    shift that best matches each decoded frame to the sent frame at its own pts (mean luma difference,
+    over shifts of +-3 frames), and the lag of the decoded audio against the sent audio at the same
+    sample positions (cross-correlation, +-1 frame). 0 and 0 (or AAC's priming) when the file keeps the
+    timing that was sent, whatever the machine's load did to the stream itself."""
+    import av
+
+    with av.open(str(path)) as c:
+        vids = [(round(f.time * 90_000), f.to_ndarray(format="gray").astype(np.float32)) for f in c.decode(video=0)]
+    with av.open(str(path)) as c:
+        auds = [(round(f.time * rate), f.to_ndarray().reshape(-1)) for f in c.decode(audio=0)]
+    cost = {}
+    for shift in range(-3, 4):
+        d = [np.abs(y - sent["video"][pts + shift * frame_pts]).mean() for pts, y in vids
+             if pts + shift * frame_pts in sent["video"]]
+        cost[shift] = float(np.mean(d)) if len(d) > 50 else np.inf
+    video_shift = min(cost, key=cost.get)
+
+    def line(pieces):
+        start = min(p for p, _ in pieces)
+        out = np.zeros(max(p + len(x) for p, x in pieces) - start, np.float32)
+        for p, x in pieces:
+            out[p - start:p - start + len(x)] = x
+        return start, out
+    (s0, ref), (r0, rec) = line(list(sent["audio"].items())), line(auds)
+    lo, hi = max(s0, r0), min(s0 + len(ref), r0 + len(rec))
+    a, b = ref[lo - s0:hi - s0], rec[lo - r0:hi - r0] * 32768.0
+    n = 1 << int(np.ceil(np.log2(2 * len(a))))
+    xc = np.fft.irfft(np.fft.rfft(b, n) * np.conj(np.fft.rfft(a, n)), n)
+    lags = np.r_[np.arange(0, 1921), np.arange(-1920, 0)]
+    audio_lag = int(lags[np.argmax(np.r_[xc[:1921], xc[-1920:]])])
+    return video_shift, audio_lag
+
+
 def test_audio_file_drives_the_mouth_and_is_recorded_in_sync(parts, speech_wav, redetect, tmp_path):  # noqa: F811
     out = tmp_path / "rec.mp4"
+    sent: dict = {}
+    jaw_rendered: dict[int, float] = {}  # timeline frame -> the jawOpen it was rendered with
 
     async def scenario():
         async with Server(parts, audio=str(speech_wav), record=str(out)) as server:
@@ -62,6 +133,9 @@ def test_audio_file_drives_the_mouth_and_is_recorded_in_sync(parts, speech_wav, 
                 health = await r.json()
             pc, tracks, answer, _ = await connect(server)  # no microphone: a recvonly audio transceiver
             runner = server.sessions[answer["session_id"]]
+            _keep_what_is_recorded(runner, sent)
+            runner.mark_frames = True  # each frame's timeline index in its top-left pixels
+            runner.face_listeners.add(lambda m: jaw_rendered.__setitem__(m["frame"], m["coeffs"]["jawOpen"]))
             await _tracks_ready(tracks)
             # The 4.8 s file (0.6 s silence, speech, 1 s silence) plays once from the connection.
             video, audio = await asyncio.gather(asyncio.gather(*[tracks["video"].recv() for _ in range(150)]),
@@ -81,15 +155,22 @@ def test_audio_file_drives_the_mouth_and_is_recorded_in_sync(parts, speech_wav, 
     assert written > 100 and f"emolive_recorded_video_frames_total {written}" in metrics
     # Paced on the session clock: never faster than played (nothing dropped), never starved mid-file.
     assert stats["input_dropped_samples"] == 0 and stats["speech_frames"] > 100
-    # The file's speech moves the mouth on the frames the client received (re-detected), and it rests after.
-    opening = np.array([mouth_opening(redetect(f.to_ndarray(format="rgb24"))) for f in video])
-    rest = np.median(opening[-15:])  # the last 0.6 s are the file's closing silence
-    assert np.percentile(opening, 90) > rest + 0.15, (rest, np.percentile(opening, 90))
-    # The voice comes back: the received audio's envelope follows the file's.
-    file_pcm, rate = read_audio_file(speech_wav)
-    got = _received_pcm(audio)
-    lag, r = _best_lag(_envelope(got, 48_000), _envelope(file_pcm, rate), 60)
-    assert r > 0.8, (lag, r)
+    # The file's speech moved the mouth, and the frames the client received show it: the mouth re-detected
+    # on each received frame follows the jaw that frame was rendered with (its id read from its pixels).
+    # A loaded machine renders fewer frames with speech (late model output is not waited for), so the
+    # pairing, not the amount of movement, is what is judged.
+    pairs = []
+    for f in video:
+        k = read_frame_id(f.to_ndarray(format="yuv420p")[:f.height])
+        if k is not None and k in jaw_rendered:
+            pairs.append((mouth_opening(redetect(f.to_ndarray(format="rgb24"))), jaw_rendered[k]))
+    opening, jaw = np.array(pairs).T
+    assert len(pairs) > 50 and jaw.max() > 0.2 and jaw.min() < 0.05, (len(pairs), jaw.max(), jaw.min())
+    assert np.corrcoef(opening, jaw)[0, 1] > 0.8, np.corrcoef(opening, jaw)[0, 1]
+    # The voice comes back: the audio received is the audio sent (the file's speech, delayed), frame by
+    # frame at its RTP time; skips of a late sender are gaps in both, so a loaded machine cannot bend it.
+    assert max(np.abs(x).max() for x in sent["audio"].values()) > 3000  # the speech was sent
+    assert _received_matches_sent(audio, sent["audio"]) > 0.8
 
     # The recording: a valid mp4 with H.264 + AAC, as long as what was sent, lips on the voice.
     probe = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "stream=codec_name,start_time,duration",
@@ -98,17 +179,21 @@ def test_audio_file_drives_the_mouth_and_is_recorded_in_sync(parts, speech_wav, 
     streams = {line.split(",")[0]: line.split(",")[2] for line in probe}
     assert set(streams) == {"h264", "aac"}, probe
     sent_s = stats["frames_sent"] / 25
-    # Audio starts at stream time 0, video with the first frame sent after the connection (frame k0).
+    # Audio starts with the stream, video with the first frame sent after the connection (frame k0); each
+    # ends where what was sent ended (a loaded loop sends the last video frames late, so the two ends
+    # differ in the file as they did on the wire).
     k0 = round((starts["h264"] - starts["aac"]) * 25)
-    assert 0 <= k0 < 50 and abs(starts["h264"] + float(streams["h264"]) - float(streams["aac"])) < 0.15, probe
+    assert 0 <= k0 < 50, probe
+    v_end, a_end = (max(sent["video"]) + 3600) / 90_000, (max(sent["audio"]) + 960) / 48_000
+    assert abs(starts["h264"] + float(streams["h264"]) - v_end) <= 0.041, (probe, v_end)
+    assert abs(starts["aac"] + float(streams["aac"]) - a_end) <= 0.03, (probe, a_end)
     assert float(streams["h264"]) >= sent_s - 0.1 and recorder.counters["audio_dropped"] == 0
-    frames, fps = read_video_rgb(out)
-    rec_open = np.array([mouth_opening(redetect(f)) for f in frames])
-    rec_pcm, rec_rate = read_audio_file(out)
-    env = _envelope(rec_pcm, rec_rate)
-    lag, r = _best_lag(rec_open, env[k0:k0 + len(rec_open)], 5)
-    # RmsLoudnessModel: frame k's mouth is the loudness of frame k's audio (lag 0; +-1 frame for AAC priming).
-    assert abs(lag) <= 1 and r > 0.6, (lag, r)
+    # Lips on the voice in the file: each recorded frame is the frame sent at its pts, each recorded
+    # sample the sample sent at its position (AAC's priming at most, under 1024 samples). Checked against
+    # what was sent, so it holds whatever a loaded machine did to the stream itself (repeated frames,
+    # skipped audio are in both).
+    video_shift, audio_lag = _recorded_offsets(out, sent, 48_000, 3600)
+    assert video_shift == 0 and abs(audio_lag) <= 1024, (video_shift, audio_lag)
 
 
 def test_second_session_gets_its_own_recording_and_shutdown_finalises_it(parts, tmp_path):  # noqa: F811

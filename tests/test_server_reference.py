@@ -9,7 +9,7 @@ import pytest
 
 from engine.face_geometry import EYE_OUTER_L, EYE_OUTER_R, MOUTH_CORNER_L, MOUTH_CORNER_R
 from test_server_inputs import _tracks_ready
-from test_server_loopback import Server, connect, parts  # noqa: F401  (shared fixture)
+from test_server_loopback import Server, connect, more_frames_sent, parts  # noqa: F401  (shared fixture)
 
 pytestmark = pytest.mark.timeout(240)
 pytest.importorskip("engine.emotion.reference")
@@ -45,15 +45,18 @@ def test_reference_photo_sets_the_expression(parts, shared, redetect):  # noqa: 
                         await tracks["video"].recv()
                     return [(await tracks["video"].recv()).to_ndarray(format="rgb24") for _ in range(n)]
 
+                counters = server.sessions[sid].counters
+                # Each change shows from the next frame rendered; frames queued at the client before it
+                # are dropped by frames(). Wait on frames sent after the change, not on time.
                 await ask({"type": "set_idle", "enabled": False})
-                await asyncio.sleep(0.5)
+                await more_frames_sent(counters, 12)
                 before = await frames(8)
                 state = await ask({"type": "reference_image", "id": "r1", "transition_ms": 0,
                                    "image": base64.b64encode(smiling).decode()})
-                await asyncio.sleep(0.5)
+                await more_frames_sent(counters, 12)
                 after = await frames(8)
                 now = await ask({"type": "get_state"})
-                sent_before_bad = server.sessions[sid].counters["frames_sent"]
+                sent_before_bad = counters["frames_sent"]
                 bad = [await ask(m) for m in (
                     {"type": "set_emotion_image", "image": base64.b64encode(b"not an image at all").decode()},
                     {"type": "reference_image", "image": "%%% not base64 %%%"},
