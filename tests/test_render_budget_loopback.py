@@ -34,7 +34,9 @@ def test_an_auto_session_streams_with_its_measured_budget():
     runner, video, stats, metrics = asyncio.run(scenario())
     rb = stats["render_budget"]
     assert rb["mode"] == "auto" and 3 <= rb["probe_n"] <= 12 and 0 < rb["probe_p50_ms"] <= rb["probe_p95_ms"]
-    assert 10.0 <= rb["budget_ms"] <= 1000.0 and rb["budget_ms"] > rb["probe_p95_ms"]
+    # 2 x p90 + 10 ms: above the median whatever the machine's load (one stall among the ~12 timed
+    # renders can put the p95 above it, which is what the p90 is for).
+    assert 10.0 <= rb["budget_ms"] <= 1000.0 and rb["budget_ms"] > 2 * rb["probe_p50_ms"]
     cfg = runner.scheduler.config
     assert cfg.render_lead_s == pytest.approx(rb["budget_ms"] / 1000, abs=1e-4)
     assert cfg.min_latency_s == pytest.approx(0.04 + cfg.render_lead_s)
