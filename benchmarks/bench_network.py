@@ -54,12 +54,16 @@ import numpy as np  # noqa: E402
 
 from bench_capacity import write_outputs  # noqa: E402
 from netsim import CLEAN, ImpairedPeer, Profile  # noqa: E402
+from streaming.bench_audio_marks import MarkPlan  # noqa: E402
 from streaming.bench_client import Peer  # noqa: E402
 from streaming.bench_figures import _pct, _rtp_times, mark_frames  # noqa: E402
 from streaming.bench_marks import read as read_mark  # noqa: E402
 from streaming.rtp_tuning import SLOT  # noqa: E402
 
 STALE_S = 0.2  # a frame decoded this much after its time is stale (a player would drop it)
+# an audio mark every 10 frames (400 ms at 25 fps: 10 in a 4 s window; offsets within +-200 ms pair
+# unambiguously); a mark whose frame the server skipped (a late render under load) finds no frame
+MARK_EVERY = 10
 WARMUP_FRAMES = 25  # live frames before the link is impaired (the video line for "live" comes from them)
 
 
@@ -145,11 +149,12 @@ class Receiver:
         return out
 
     def av_offsets(self, t0: float, t1: float) -> dict[str, Any]:
-        """A/V offsets (ms) of the marks decoded in [t0, t1]: at the transport (the frame's last RTP packet in,
-        minus the arrival of the audio packet the mark was decoded from + the mark's place in it) and at
-        aiortc's decoders."""
+        """A/V offsets (ms) of the marks decoded in [t0, t1] against the live frames (a stale one, held up by
+        an outage, is not shown by a player): at the transport (the frame's last RTP packet in, minus the
+        arrival of the audio packet the mark was decoded from + the mark's place in it) and at aiortc's
+        decoders."""
         marks = self.peer.marks()
-        decoded = [v for v in self.peer.video if v[2] >= 0]
+        decoded = self.live(float("-inf"))
         vt = _rtp_times(self.peer.rtp["video"], last_of_frame=True)
         at = _rtp_times(self.peer.rtp["audio"], last_of_frame=False)
         apts = np.array(sorted(at))
@@ -161,7 +166,7 @@ class Receiver:
                 heard.append((t, pts, at[int(apts[i])] + (pts - apts[i]) / self.rate))
         out: dict[str, Any] = {"marks": sum(1 for m in marks if t0 <= m[0] <= t1)}
         for name, frames, mark_time in (("at_arrival", complete, 2), ("at_decode", decoded, 0)):
-            pairs = mark_frames(heard, frames, self.spf, self.rate, t0, t1)
+            pairs = mark_frames(heard, frames, self.spf, self.rate, t0, t1, every=MARK_EVERY)
             out[name] = _offset_figures([1000.0 * (f[0] - m[mark_time]) for m, f in pairs])
         return out
 
@@ -224,7 +229,7 @@ async def run_scenario(http, url: str, sessions: dict, scenario: Scenario, audio
         await peer.connect(http, url, audio)
         runner = sessions[peer.session_id]
         runner.mark_frames = True
-        runner.mark_audio = True
+        runner.mark_audio = MarkPlan(runner.scheduler.config.samples_per_video_frame, every=MARK_EVERY)
         runner.listeners.add(lambda msg: msg.get("type") == "closed" and closed_reason.append(msg.get("reason")))
         link = ImpairedPeer(peer.pc, seed=seed)
         rx = Receiver(peer, fps, runner.scheduler.config.sample_rate)
@@ -334,20 +339,23 @@ def summary_line(r: dict) -> str:
 
 
 def markdown(result: dict) -> str:
-    rows = ["| scenario | fps | frames received | max gap, ms | A/V offset at arrival p50 / p95 / max abs, ms | "
-            "at decode p50, ms | audio frames missing (receiver) | voice bridged (server), ms | recovery / cleanup | load |",
-            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    rows = ["| scenario | fps (live) | frames sent: decoded / in time | max gap, ms | A/V offset at arrival p50 / p95 / "
+            "max abs, ms (marks) | at aiortc's decoders p50, ms | audio packets concealed (receiver) | "
+            "outbound voice skipped (loaded loop), ms | inbound voice bridged, ms | recovery / cleanup | load |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in result["scenarios"]:
         load = r["load_average"][0]
         if "cleanup_s" in r:
-            rows.append(f"| {r['scenario']} | - | - | - | - | - | - | - | closed after {r['cleanup_s']} s | {load} |")
+            rows.append(f"| {r['scenario']} | | | | | | | | | closed after {r['cleanup_s']} s: {r['reason'][0]} "
+                        f"| {load} |")
             continue
-        v, a = r["video"], r["audio"]
+        v, a, srv = r["video"], r["audio"], r["server"]
         c, d = r["av_offset_ms"]["at_arrival"] or {}, r["av_offset_ms"]["at_decode"] or {}
-        rec = f"video {r['recovery']['video_s']} s, audio {r['recovery']['audio_s']} s" if "recovery" in r else "-"
-        rows.append(f"| {r['scenario']} | {v.get('fps')} | {100 * v.get('received_share', 0):.1f} % | "
-                    f"{(v.get('gap_ms') or {}).get('max')} | {c.get('p50')} / {c.get('p95')} / {c.get('max_abs')} | "
-                    f"{d.get('p50')} | {a.get('missing_frames')} | {r['server']['gap_ms']} | {rec} | {load} |")
+        rec = f"video {r['recovery']['video_s']} s, audio {r['recovery']['audio_s']} s" if "recovery" in r else ""
+        rows.append(f"| {r['scenario']} | {v.get('fps')} | {100 * v.get('received_share', 0):.0f} / "
+                    f"{100 * v.get('live_share', 0):.0f} % | {(v.get('gap_ms') or {}).get('max')} | "
+                    f"{c.get('p50')} / {c.get('p95')} / {c.get('max_abs')} ({c.get('n')}) | {d.get('p50')} | "
+                    f"{a['concealed']['lost']} | {srv['audio_skipped_ms']} | {srv['gap_ms']} | {rec} | {load} |")
     return "\n".join(rows) + "\n"
 
 

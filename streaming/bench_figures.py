@@ -142,14 +142,16 @@ def _marks_offset(marks: list, marked: list, spf: int, fs: int, rate: int, t0: f
     return out
 
 
-def mark_frames(marks: list, marked: list, spf: int, rate: int, t0: float, t1: float) -> list[tuple]:
+def mark_frames(marks: list, marked: list, spf: int, rate: int, t0: float, t1: float,
+                every: int = 25) -> list[tuple]:
     """Each audio mark (decode time, pts, score) decoded in [t0, t1] with the first decoded video frame
-    (decode time, pts, id) carrying the id of the frame the mark was mixed in at: (mark, frame) pairs."""
+    (decode time, pts, id) carrying the id of the frame the mark was mixed in at: (mark, frame) pairs.
+    `every`: the frames between two marks (the MarkPlan the server mixed them in with)."""
     from .bench_audio_marks import MarkPlan
 
     if not marks or not marked:
         return []
-    plan = MarkPlan(spf)
+    plan = MarkPlan(spf, every=every)
     period = spf / rate
     shown: dict[int, Any] = {}
     for v in marked:

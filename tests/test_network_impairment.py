@@ -21,7 +21,7 @@ from test_server_loopback import Server, connect, parts, speech_wav  # noqa: E40
 pytestmark = pytest.mark.timeout(240)
 
 FPS = 25
-WINDOW = 100  # live video frames measured per scenario: 4 s of video, 4 audio marks
+WINDOW = 100  # live video frames measured per scenario: 4 s of video, 10 audio marks
 AV_LIMIT_MS = 40.0
 
 
