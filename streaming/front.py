@@ -209,7 +209,10 @@ async def offer(request: web.Request) -> web.Response:
         return denied
     if request.content_length is not None and request.content_length > MAX_OFFER_BYTES:
         return _fail(413, "too_large", f"offer over {MAX_OFFER_BYTES} bytes")
-    body = await request.read()
+    try:
+        body = await request.read()
+    except web.HTTPRequestEntityTooLarge:  # a body without a Content-Length, over the app's limit
+        return _fail(413, "too_large", f"offer over {MAX_OFFER_BYTES} bytes")
     if pool.sessions() >= pool.config.max_sessions:
         pool.counters["rejected_full"] += 1
         return _fail(503, "server_full", f"all {pool.config.max_sessions} sessions are in use; try again later")

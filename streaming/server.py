@@ -24,6 +24,7 @@ from .metrics import metrics
 from .parts import EngineParts, EngineUnavailable, real_parts
 from .push import HARD_FRAME_BYTES, PushConnection, PushFeed
 from .runner import SessionRunner
+from .sdp_check import BadOffer, check_offer
 from .session_io import attach_browser_audio, build_input, start_recording
 from .sources import InputUnavailable, ServerInput
 
@@ -55,8 +56,14 @@ async def offer(request: web.Request) -> web.Response:
         return _fail(413, "too_large", f"offer over {MAX_OFFER_BYTES} bytes")
     try:
         body = OfferRequest.model_validate(json.loads(await request.text()))
-    except (ValueError, ValidationError) as e:
+    except web.HTTPRequestEntityTooLarge:  # a body without a Content-Length, over the app's limit
+        return _fail(413, "too_large", f"offer over {MAX_OFFER_BYTES} bytes")
+    except (ValueError, RecursionError, ValidationError) as e:
         return _fail(400, "bad_offer", f"expected JSON {{sdp, type: 'offer', avatar?, emotion?}}: {e}".strip()[:300])
+    try:
+        check_offer(body.sdp)  # before anything is allocated: aiortc fails half-way on offers it cannot use
+    except BadOffer as e:
+        return _fail(400, "bad_offer", str(e))
     if len(sessions) >= config.max_sessions:
         app[COUNTERS]["rejected_full"] += 1
         return _fail(503, "server_full", f"all {config.max_sessions} sessions are in use; try again later")
@@ -75,8 +82,10 @@ async def offer(request: web.Request) -> web.Response:
     except EmotionError as e:
         return _fail(400, "unknown_emotion", str(e))
     sessions[sid] = runner  # reserved before any await: admission cannot be raced
+    stage = "engine"
     try:
         await runner.open()
+        stage = "offer"
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         runner.pc = pc
 
@@ -100,8 +109,11 @@ async def offer(request: web.Request) -> web.Response:
         pc.addTrack(runner.video_out)
         await pc.setLocalDescription(await pc.createAnswer())
     except Exception as e:
-        await runner.close("setup failed")
         sessions.pop(sid, None)
+        await _close_failed(runner)
+        if stage == "offer" and not isinstance(e, OSError):  # aiortc refused an offer check_offer let through
+            log.warning("offer refused by aiortc: %s: %s", type(e).__name__, e)
+            return _fail(400, "bad_offer", f"cannot use the offer: {type(e).__name__}: {e}".strip()[:300])
         if isinstance(e, (ValueError, OSError)) and not isinstance(e, EngineUnavailable):
             return _fail(400, "bad_request", f"cannot start the session: {e}")
         log.exception("session setup failed")
@@ -113,6 +125,20 @@ async def offer(request: web.Request) -> web.Response:
     runner.spawn(watch_peer(runner, config.peer_timeout_s), "liveness")
     app[COUNTERS]["sessions_started"] += 1
     return web.json_response({"sdp": pc.localDescription.sdp, "type": pc.localDescription.type, "session_id": sid})
+
+
+async def _close_failed(runner: SessionRunner) -> None:
+    """Close a session whose setup failed, even when aiortc cannot close its half-set-up peer connection
+    (the session's worker thread and renderer must not be left behind)."""
+    pc, runner.pc = runner.pc, None
+    try:
+        await runner.close("setup failed")
+    finally:
+        if pc is not None:
+            try:
+                await pc.close()
+            except Exception as e:  # noqa: BLE001 - aiortc's close dereferences transports it never made
+                log.warning("the failed offer's peer connection did not close cleanly: %s: %s", type(e).__name__, e)
 
 
 async def _connect_watchdog(runner: SessionRunner, timeout: float) -> None:
