@@ -13,6 +13,7 @@ import binascii
 import json
 import logging
 from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 
 from aiohttp import WSMsgType, web
 
@@ -29,6 +30,7 @@ log = logging.getLogger(__name__)
 OUTBOX_LIMIT = 200  # events waiting for a slow client; beyond it the oldest go
 HARD_SIZE_FACTOR = 4  # beyond this multiple of the size limit, aiohttp closes with 1009
 LARGE_RATE_PER_S = 1.0  # large (image) messages per second, burst 2: parsing megabytes is not free
+PROMPT_READER = ThreadPoolExecutor(1, thread_name_prefix="emolive-prompt")  # text prompts, every session's
 
 
 def image_message_limit(config: ServerConfig) -> int:
@@ -80,6 +82,7 @@ class ControlConnection:
         self.config = config
         self.outbox: deque[dict] = deque(maxlen=OUTBOX_LIMIT)
         self.wake = asyncio.Event()
+        self.sent_one = asyncio.Event()  # the writer has sent an event (room in the outbox)
         self.dropped_events = 0
         loop = asyncio.get_running_loop()
         self.bucket = TokenBucket(config.ws_rate_per_s, config.ws_burst, loop.time())
@@ -102,6 +105,17 @@ class ControlConnection:
             self.wake.clear()
             while self.outbox:
                 await self.ws.send_str(json.dumps(self.outbox.popleft()))
+                self.sent_one.set()
+
+    async def _room(self) -> None:
+        """Read the client's next message only once the outbox is at most half full: a flood's answers
+        (each message gets one) then wait in the socket, not in the outbox, where the oldest would be dropped."""
+        while len(self.outbox) >= OUTBOX_LIMIT // 2 and not self.ws.closed and not self.runner.closed.is_set():
+            self.sent_one.clear()
+            try:
+                await asyncio.wait_for(self.sent_one.wait(), 1.0)
+            except asyncio.TimeoutError:
+                pass
 
     async def run(self) -> None:
         runner = self.runner
@@ -118,6 +132,7 @@ class ControlConnection:
                     break
                 if runner.closed.is_set():
                     break
+                await self._room()
             await self._flush()
         finally:
             runner.listeners.discard(self._send_stats)
@@ -126,8 +141,11 @@ class ControlConnection:
             await asyncio.gather(writer, return_exceptions=True)
 
     async def _flush(self) -> None:
-        while self.outbox and not self.ws.closed:
-            await self.ws.send_str(json.dumps(self.outbox.popleft()))
+        try:
+            while self.outbox and not self.ws.closed:
+                await self.ws.send_str(json.dumps(self.outbox.popleft()))
+        except ConnectionResetError:  # the client went while its last events were on their way
+            pass
 
     async def _on_text(self, text: str) -> None:
         size = len(text.encode("utf-8", "surrogatepass"))
@@ -155,6 +173,9 @@ class ControlConnection:
         except ProtocolError as e:
             self.send(error_event(e.code, e.message, e.ref))
         except Exception as e:  # a bug must not end the connection or the stream
+            if self.runner._closing:  # the session closed under the command (its worker is shut down)
+                self.send(error_event(ErrorCode.no_session, "the session has closed"))
+                return
             log.exception("control message failed")
             self.send(error_event(ErrorCode.internal, f"internal error: {type(e).__name__}"))
 
@@ -173,7 +194,11 @@ class ControlConnection:
                 await r.run_in_session(emo.set_emotion, msg.emotion, msg.mixture, msg.intensity,
                                        msg.transition_ms, msg.at_t)
             elif msg.type == "prompt":
-                await r.run_in_session(emo.prompt, msg.text, msg.transition_ms)
+                # Reading a prompt may load the sentence encoder (seconds, once per process): on the prompt
+                # thread, not the session worker, so face states keep flowing meanwhile, and one thread for
+                # every session's prompts, so a burst of them cannot fill the default executor.
+                target = await asyncio.get_running_loop().run_in_executor(PROMPT_READER, emo.read_prompt, msg.text)
+                await r.run_in_session(emo.controller.set, target, None, msg.transition_ms)
             elif msg.type == "set_idle":
                 await r.run_in_session(emo.set_idle, msg.enabled, msg.amount)
             elif msg.type == "subscribe":

@@ -42,9 +42,15 @@ class EmotionControl:
         return self.controller.set(target, at_t=at_t, transition_ms=transition_ms)
 
     def prompt(self, text: str, transition_ms: float):
+        return self.controller.set(self.read_prompt(text), transition_ms=transition_ms)
+
+    def read_prompt(self, text: str):
+        """The emotion target a text prompt names. CPU only, no session state: the first prompt that is not
+        a lexicon word loads the sentence encoder (seconds, once per process), so callers run it off the
+        session's worker."""
         if self._prompt is None:
             raise UnsupportedRequest("text prompts are not available in this engine build")
-        return self.controller.set(self._prompt(text), transition_ms=transition_ms)
+        return self._prompt(text)
 
     def set_idle(self, enabled: bool, amount: float) -> None:
         self.idle_enabled, self.idle_amount = enabled, amount

@@ -188,10 +188,16 @@ class PushConnection:
         self.dropped_events = 0
 
     def _send(self, msg: dict) -> None:
+        """A refused frame's error or `drained`: dropped (counted) when 64 are waiting for the client."""
         try:
             self._out.put_nowait(msg)
         except asyncio.QueueFull:  # a client that does not read its answers loses them, not the stream
             self.dropped_events += 1
+
+    async def _answer(self, msg: dict) -> None:
+        """The answer to a text message is never dropped: while 64 events wait for the writer, reading
+        the client's next message waits too (a flood of refused frames must not swallow it)."""
+        await self._out.put(msg)
 
     async def _writer(self) -> None:
         while True:
@@ -203,12 +209,12 @@ class PushConnection:
         self.runner.spawn(feed_paced(self.runner.scheduler, self.feed, self.runner.on_audio_in), "push")
         try:
             if start_rate is not None:
-                self._on_text(json.dumps({"type": "start", "sample_rate": start_rate}))
+                await self._answer(self._on_text(json.dumps({"type": "start", "sample_rate": start_rate})))
             async for msg in self.ws:
                 if msg.type == WSMsgType.BINARY:
                     self._on_binary(msg.data)
                 elif msg.type == WSMsgType.TEXT:
-                    self._on_text(msg.data)
+                    await self._answer(self._on_text(msg.data))
                 elif msg.type == WSMsgType.ERROR:
                     break
                 if self.runner.closed.is_set():
@@ -229,7 +235,8 @@ class PushConnection:
         except ProtocolError as e:
             self._send(error_event(e.code, e.message))
 
-    def _on_text(self, text: str) -> None:
+    def _on_text(self, text: str) -> dict:
+        """The answer to one text message."""
         ref = None
         try:
             if len(text) > 4096:
@@ -253,4 +260,4 @@ class PushConnection:
             out = error_event(e.code, e.message, e.ref if e.ref is not None else ref)
         if ref is not None and out["type"] != "error":
             out["id"] = ref
-        self._send(out)
+        return out

@@ -2,12 +2,16 @@
 no session held, the media going on."""
 import asyncio
 import json
+import threading
 
 import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection
 
+from streaming.config import ServerConfig
+from streaming.control import OUTBOX_LIMIT, ControlConnection
+from streaming.parts import EngineParts, default_emotion_factory
 from streaming.sdp_check import BadOffer, check_offer
-from test_server_loopback import Server, connect, parts  # noqa: F401  (shared fixture)
+from test_server_loopback import Server, connect, more_frames_sent, parts  # noqa: F401  (shared fixture)
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -90,3 +94,117 @@ def test_hostile_offers_get_json_errors_and_hold_no_session(parts):  # noqa: F81
         assert (status, body.get("error")) == want and body.get("reason"), (name, status, body)
     assert left == {}  # no session (worker thread, renderer, slot) left behind by a refused offer
     assert ok["status"] == 200
+
+
+def test_a_flood_of_control_messages_gets_every_answer(parts):  # noqa: F811
+    """Over OUTBOX_LIMIT messages at once: the answers queued beyond it used to be dropped oldest first."""
+    async def scenario():
+        async with Server(parts) as server:
+            pc, tracks, answer, _ = await connect(server)
+            sid = answer["session_id"]
+            sent = server.sessions[sid].counters
+            async with server.http.ws_connect(f"{server.url}/ws?session={sid}") as ws:
+                n = 3 * OUTBOX_LIMIT
+                for i in range(n):
+                    await ws.send_str(json.dumps({"type": "get_state", "id": i}) if i % 2 else "not json")
+                codes = []
+                while len(codes) < n:
+                    msg = json.loads((await ws.receive(timeout=60)).data)
+                    if msg["type"] in ("state", "error"):
+                        codes.append(msg.get("code", msg["type"]))
+            frames = await more_frames_sent(sent)
+            await pc.close()
+            return codes, frames
+
+    codes, frames = asyncio.run(scenario())
+    assert len(codes) == 3 * OUTBOX_LIMIT and set(codes) <= {"state", "bad_json", "rate_limited"}, set(codes)
+    assert codes.count("rate_limited") >= 3 * OUTBOX_LIMIT - 100 and frames > 0
+
+
+def test_push_text_answers_survive_a_flood_of_refused_frames(parts):  # noqa: F811
+    """A burst of frames over the rate limit fills the answer queue with refusals; the answers to the text
+    messages behind them (flush, status) used to be dropped with the refusals beyond 64."""
+    async def scenario():
+        async with Server(parts) as server:
+            pc, tracks, answer, _ = await connect(server)
+            sid = answer["session_id"]
+            async with server.http.ws_connect(f"{server.url}/push?session={sid}&sample_rate=16000") as ws:
+                for _ in range(1000):
+                    await ws.send_bytes(b"\0\0" * 160)
+                await ws.send_str(json.dumps({"type": "flush", "id": "f"}))
+                await ws.send_str(json.dumps({"type": "status", "id": "s"}))
+                got = []
+                while not any(m.get("id") == "s" for m in got):
+                    got.append(json.loads((await ws.receive(timeout=60)).data))
+            await pc.close()
+            return got
+
+    got = asyncio.run(scenario())
+    kinds = [m["type"] for m in got]
+    assert kinds[0] == "started" and "flushed" in kinds and kinds[-1] == "status"
+    assert any(m.get("code") == "rate_limited" for m in got)
+
+
+def test_reading_a_prompt_does_not_hold_the_session_worker(parts):  # noqa: F811
+    """The first prompt that is not a lexicon word loads the sentence encoder (5-9 s on a loaded machine):
+    it ran on the session's worker, which also makes the face states, so the face and every other command
+    of the session waited for it."""
+    started, release = threading.Event(), threading.Event()
+
+    def slow_reader(text):
+        started.set()
+        release.wait(60)
+        from engine.emotion.prompt import parse_prompt
+
+        return parse_prompt("happy")
+
+    def emotion_factory(*args, **kwargs):
+        emo = default_emotion_factory(*args, **kwargs)
+        emo._prompt = slow_reader
+        return emo
+
+    slow = EngineParts(parts.model_factory, emotion_factory, parts.renderer_factory, parts.model_latency_s)
+
+    async def scenario():
+        async with Server(slow) as server:
+            pc, tracks, answer, _ = await connect(server)
+            sid = answer["session_id"]
+            sent = server.sessions[sid].counters
+            async with server.http.ws_connect(f"{server.url}/ws?session={sid}") as ws, \
+                    server.http.ws_connect(f"{server.url}/ws?session={sid}") as other:
+                await ws.send_str(json.dumps({"type": "prompt", "text": "a mood words cannot name", "id": 1}))
+                await asyncio.get_running_loop().run_in_executor(None, started.wait, 60)
+                await other.send_str(json.dumps({"type": "get_state", "id": 2}))  # runs on the session worker
+                while (state := json.loads((await other.receive(timeout=60)).data))["type"] != "state":
+                    pass
+                frames = await more_frames_sent(sent, 5)  # face states are made while the prompt is read
+                release.set()
+                while (done := json.loads((await ws.receive(timeout=60)).data))["type"] not in ("state", "error"):
+                    pass
+            await pc.close()
+            return state, frames, done
+
+    try:
+        state, frames, done = asyncio.run(scenario())
+    finally:
+        release.set()
+    assert state["id"] == 2 and frames > 0
+    assert done["type"] == "state" and done["id"] == 1  # and the prompt was applied
+
+
+def test_a_command_racing_the_session_close_gets_no_session():
+    class ClosingRunner:
+        id = "s" * 24
+        _closing = True
+        listeners, face_listeners = set(), set()
+
+        async def run_in_session(self, fn, *args):
+            raise RuntimeError("cannot schedule new futures after shutdown")  # its worker is shut down
+
+    async def scenario():
+        conn = ControlConnection(None, ClosingRunner(), ServerConfig())
+        await conn._on_text(json.dumps({"type": "get_state", "id": 9}))
+        return list(conn.outbox)
+
+    (event,) = asyncio.run(scenario())
+    assert event["type"] == "error" and event["code"] == "no_session", event
