@@ -159,15 +159,17 @@ class Receiver:
         at = _rtp_times(self.peer.rtp["audio"], last_of_frame=False)
         apts = np.array(sorted(at))
         complete = [(vt[pts], pts, k) for _, pts, k in decoded if pts in vt]
-        heard = []
+        heard = []  # (arrival of the packet the mark came in + its place in it, pts, score)
         for t, pts, score in marks:
             i = int(np.searchsorted(apts, pts, side="right")) - 1
             if i >= 0:
-                heard.append((t, pts, at[int(apts[i])] + (pts - apts[i]) / self.rate))
+                heard.append((at[int(apts[i])] + (pts - apts[i]) / self.rate, pts, score))
         out: dict[str, Any] = {"marks": sum(1 for m in marks if t0 <= m[0] <= t1)}
-        for name, frames, mark_time in (("at_arrival", complete, 2), ("at_decode", decoded, 0)):
-            pairs = mark_frames(heard, frames, self.spf, self.rate, t0, t1, every=MARK_EVERY)
-            out[name] = _offset_figures([1000.0 * (f[0] - m[mark_time]) for m, f in pairs])
+        # each pairing on one kind of time (marks and frames both at arrival, or both decoded), so that a
+        # decoder running late under load does not pair a mark with the frame a mark period away
+        for name, frames, found in (("at_arrival", complete, heard), ("at_decode", decoded, marks)):
+            pairs = mark_frames(found, frames, self.spf, self.rate, t0, t1, every=MARK_EVERY)
+            out[name] = _offset_figures([1000.0 * (f[0] - m[0]) for m, f in pairs])
         return out
 
     def audio_figures(self, t0: float, t1: float) -> dict[str, Any]:
