@@ -21,7 +21,7 @@ from .app_common import (CONFIG, COUNTERS, INPUT, MAX_OFFER_BYTES, PARTS, POOL, 
                          WorkerStartError, add_routes, fail as _fail, guard as _guard)
 from .liveness import watch_peer
 from .metrics import metrics
-from .parts import EngineParts, EngineUnavailable, real_parts
+from .parts import EngineParts, EngineUnavailable, UnsupportedRequest, real_parts
 from .push import HARD_FRAME_BYTES, PushConnection, PushFeed
 from .runner import SessionRunner
 from .sdp_check import BadOffer, check_offer
@@ -251,12 +251,24 @@ def create_app(config: ServerConfig, parts: EngineParts | None = None,
 def prepare_default_avatar(app: web.Application) -> None:
     """Build the default avatar and its renderer once before serving: the first offer must not pay
     for the avatar build and the warp kernel's load before its first frame; a bad --avatar fails
-    here, at start, with its own message."""
+    here, at start, with its own message. The text prompts' sentence encoder is loaded here too
+    (prepare_prompt_reader)."""
     config = app[CONFIG]
     try:
         app[PARTS].renderer_factory(config.avatar).close()
     except Exception as e:  # noqa: BLE001 - AvatarError, RendererError, ...: the operator's to fix
         raise EngineUnavailable(f"cannot prepare the avatar {config.avatar or '(default)'}: {e}") from e
+    prepare_prompt_reader(app)
+
+
+def prepare_prompt_reader(app: web.Application) -> None:
+    """Load the sentence encoder that reads text prompts before serving. Loaded by the first prompt that is
+    not a lexicon word, it took seconds of CPU from a serving process (on a loaded 2-core machine, long
+    enough for a streaming peer's ICE consent checks to fail). A build without prompts has nothing to load."""
+    try:
+        app[PARTS].emotion_factory(None).read_prompt("a quiet kind of cheerfulness")
+    except UnsupportedRequest:
+        pass
 
 
 def run(config: ServerConfig, parts: EngineParts | None = None) -> None:

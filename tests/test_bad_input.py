@@ -7,13 +7,16 @@ import threading
 import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection
 
+from engine.emotion.prompt import DESCRIPTIONS
 from streaming.config import ServerConfig
 from streaming.control import OUTBOX_LIMIT, ControlConnection
 from streaming.parts import EngineParts, default_emotion_factory
 from streaming.sdp_check import BadOffer, check_offer
+from streaming.server import create_app, prepare_default_avatar
 from test_server_loopback import Server, connect, more_frames_sent, parts  # noqa: F401  (shared fixture)
 
 pytestmark = pytest.mark.timeout(240)
+DESCRIPTION_WORDS = {d for descs in DESCRIPTIONS.values() for d in descs}
 
 
 async def _offer_sdp(audio="recvonly", video="recvonly", data=False) -> str:
@@ -208,3 +211,18 @@ def test_a_command_racing_the_session_close_gets_no_session():
 
     (event,) = asyncio.run(scenario())
     assert event["type"] == "error" and event["code"] == "no_session", event
+
+
+def test_the_prompt_reader_is_loaded_before_serving(parts):  # noqa: F811
+    """Loaded by the first prompt mid-stream, the sentence encoder took 5-40 s of a loaded machine's CPU from
+    the serving process: a witness session's ICE consent failed during the fuzz campaign."""
+    read = []
+
+    def emotion_factory(*args, **kwargs):
+        emo = default_emotion_factory(*args, **kwargs)
+        emo._prompt = read.append
+        return emo
+
+    counting = EngineParts(parts.model_factory, emotion_factory, parts.renderer_factory, parts.model_latency_s)
+    prepare_default_avatar(create_app(ServerConfig(), counting))
+    assert len(read) == 1 and read[0] not in DESCRIPTION_WORDS  # a phrase the lexicon does not have
