@@ -86,7 +86,7 @@ SCENARIOS = {s.name: s for s in (
 )}
 
 
-async def until(cond, timeout: float, what: str, step: float = 0.02) -> None:
+async def until(cond, timeout: float, what: str, step: float = 0.05) -> None:
     """Wait for cond() (checked every `step` s); BenchError after `timeout` s (a failure, not a measurement)."""
     deadline = time.monotonic() + timeout
     while not cond():
@@ -270,14 +270,16 @@ async def run_scenario(http, url: str, sessions: dict, scenario: Scenario, audio
         t0 = rx.live(t_clear)[0][0]
         await until(lambda: len(rx.live(t0)) >= frames, frames / fps * 4 + connect_timeout, f"{frames} live frames")
         t1 = rx.live(t0)[frames - 1][0]
+        # taken now: the figures below hold the loop a while (the mark search)
+        after, buffer_after = _server_snapshot(runner), _audio_buffer(peer.pc)
         if closed_reason or runner.closed.is_set():
             raise BenchError(f"the session closed during the scenario: {closed_reason}")
         result.update({
             "window_s": round(t1 - t0, 2),
             "video": rx.video_figures(t0, t1, sent_ids),
             "av_offset_ms": rx.av_offsets(t0, t1),
-            "audio": {**rx.audio_figures(t0, t1), "concealed": _delta(buffer_before, _audio_buffer(peer.pc))},
-            "server": _delta(before, _server_snapshot(runner)),
+            "audio": {**rx.audio_figures(t0, t1), "concealed": _delta(buffer_before, buffer_after)},
+            "server": _delta(before, after),
             "same_session": sessions.get(peer.session_id) is runner,
             "link": link.counters(),
         })
