@@ -757,6 +757,7 @@ class ControlClient:
         elif ev == "timeout":
             tally.codes["(no answer)"] += 1
             tally.bad(kind, f"no answer within {timeout:.0f} s to {_short(payload)}")
+            await self.reopen()  # a late answer must not be taken for the next message's
         elif ev is None:
             tally.codes[f"close {self.closed_with}"] += 1
             if expected != "close":
@@ -782,8 +783,7 @@ class ControlClient:
             if ev == "timeout" or ev is None:
                 tally.codes["(no answer)" if ev == "timeout" else f"close {self.closed_with}"] += len(msgs) - got
                 tally.bad("flood", f"{got} of {len(msgs)} flood messages answered ({ev or 'closed'})")
-                if ev is None:
-                    await self.reopen()
+                await self.reopen()
                 return
             got += 1
             code = ev.get("code", ev["type"])
