@@ -9,13 +9,20 @@ sensor noise, changes little between frames, and looks good at 1 Mbit/s at
 change only the codec settings and when the codec is rebuilt:
 * VP8 without the denoiser and a faster speed step, x264 `veryfast`;
 * the bitrate is capped, follows a falling estimate at once (congestion) and a
-  rising one only in steps of 25 % at least 3 s apart (fewer keyframes).
+  rising one only in steps of 25 % at least 3 s apart (fewer keyframes);
+* the codec calls (build, encode, rebuild) run on one thread of the encoder's
+  own: aiortc calls `encode` on its loop's default executor, a different thread
+  from call to call, and glibc gives each thread its own malloc arena, so a codec
+  rebuilt on one thread could not reuse what the old one freed on another (a
+  worker's RSS wandered up by tens of MiB over 10 minutes of congestion,
+  docs/reliability.md "Long runs"; on one thread it stays flat).
 Figures: docs/performance.md ("Encoder settings").
 """
 from __future__ import annotations
 
 import fractions
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
 
 import av
@@ -77,12 +84,27 @@ class _PolicyBitrate:
         self.policy.offer(bitrate)
 
 
-class TunedVp8Encoder(_PolicyBitrate, Vp8Encoder):
+class _OwnThread:
+    """Runs the encoder's codec calls on one thread of its own (see the module's docstring), started at the
+    first call; it ends when the encoder is collected."""
+
+    _thread: ThreadPoolExecutor | None = None
+
+    def _on_own_thread(self, fn: Callable, *args):
+        if self._thread is None:
+            self._thread = ThreadPoolExecutor(1, thread_name_prefix="emolive-encode")
+        return self._thread.submit(fn, *args).result()
+
+
+class TunedVp8Encoder(_OwnThread, _PolicyBitrate, Vp8Encoder):
     def __init__(self, policy: BitratePolicy | None = None) -> None:
         self.policy = policy or BitratePolicy()
         super().__init__()
 
     def encode(self, frame: av.VideoFrame, force_keyframe: bool = False):
+        return self._on_own_thread(self._encode, frame, force_keyframe)
+
+    def _encode(self, frame: av.VideoFrame, force_keyframe: bool):
         if self.codec is None or self._stale(frame):
             self.codec = _vp8_codec(frame.width, frame.height, self.policy.current)
         return super().encode(frame, force_keyframe)
@@ -92,10 +114,13 @@ class TunedVp8Encoder(_PolicyBitrate, Vp8Encoder):
         return frame.width != c.width or frame.height != c.height or c.bit_rate != self.policy.current
 
 
-class TunedH264Encoder(_PolicyBitrate, H264Encoder):
+class TunedH264Encoder(_OwnThread, _PolicyBitrate, H264Encoder):
     def __init__(self, policy: BitratePolicy | None = None) -> None:
         self.policy = policy or BitratePolicy()
         super().__init__()
+
+    def encode(self, frame: av.VideoFrame, force_keyframe: bool = False):
+        return self._on_own_thread(super().encode, frame, force_keyframe)
 
     def _encode_frame(self, frame: av.VideoFrame, force_keyframe: bool):
         c = self.codec

@@ -85,6 +85,39 @@ def test_small_bitrate_moves_keep_the_codec_and_a_fall_rebuilds_it():
     assert enc.codec is not codec and enc.codec.bit_rate == MIN_BITRATE
 
 
+@pytest.mark.parametrize("make", [TunedVp8Encoder, TunedH264Encoder])
+def test_codec_calls_stay_on_one_thread_whoever_calls_encode(make, monkeypatch):
+    """aiortc calls encode from its executor's threads in turn; the codec (and its rebuilds) stays on one."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    import streaming.encoders as encoders
+
+    built_on = []
+    for name in ("_vp8_codec", "_x264_codec"):
+        original = getattr(encoders, name)
+        monkeypatch.setattr(encoders, name, lambda *a, _f=original: built_on.append(threading.get_ident()) or _f(*a))
+    enc = make()
+    yuv = np.full((384, 256), 128, np.uint8)
+    callers = [ThreadPoolExecutor(1) for _ in range(3)]
+    called_on = set()
+
+    def call(frame):
+        called_on.add(threading.get_ident())
+        return enc.encode(frame)
+    try:
+        for i in range(6):
+            if i == 3:
+                enc.target_bitrate = MIN_BITRATE  # congestion: the codec is rebuilt
+            callers[i % 3].submit(call, _video_frame(yuv, i)).result()
+    finally:
+        for c in callers:
+            c.shutdown()
+    assert len(called_on) == 3
+    assert len(built_on) == 2 and len(set(built_on)) == 1  # built and rebuilt on the encoder's own thread
+    assert built_on[0] not in called_on
+
+
 @pytest.mark.parametrize("codec,kind", [(VP8, TunedVp8Encoder), (H264, TunedH264Encoder)])
 def test_installed_on_a_real_sender_for_the_negotiated_codec(codec, kind):
     async def main():
