@@ -401,3 +401,7 @@ class FrameSlot:
 
     def newest_index(self) -> int | None:
         return self._frames[-1][0] if self._frames else None
+
+    def clear(self) -> None:
+        """Drop the frames held (the stream has ended); the counts stay."""
+        self._frames.clear()

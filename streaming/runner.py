@@ -27,6 +27,7 @@ from engine.types import BLENDSHAPE_NAMES, FaceState
 
 from .config import ServerConfig
 from .encoders import install_tuned_encoder
+from .heap import collect_closed_session
 from .instruments import PacketArrivals, decode_times, install_decode_timing, instrument_receiver, instrument_sender
 from .parts import EngineParts
 from .tracks import AudioOutTrack, VideoOutTrack, sleep_until
@@ -185,16 +186,21 @@ class SessionRunner:
         self.video_out.stop()
         if self.pc is not None:
             await self.pc.close()
+            self.pc.remove_all_listeners()  # the server's callbacks hold the app's objects; the pc is done
         loop = asyncio.get_running_loop()
         if self.renderer is not None and hasattr(self.renderer, "close"):
             await loop.run_in_executor(self.worker, self.renderer.close)
         await loop.run_in_executor(None, self.worker.shutdown, True)
+        self.slot.clear()  # the rendered frames go now, whoever still holds the runner
         self.broadcast({"type": "closed", "reason": reason})
         self.listeners.clear()
         self.face_listeners.clear()
         self.closed.set()
         if self._on_closed is not None:
             self._on_closed(self)
+        # The server has let go of it: its cycles (peer connection, tracks) are freed now, once this
+        # close's callers have returned (streaming/heap.py).
+        loop.call_soon(collect_closed_session)
         log.info("session %s closed: %s", self.id[:6], reason)
 
     # -- pipeline --------------------------------------------------------------

@@ -20,6 +20,7 @@ from .control import HARD_SIZE_FACTOR, ControlConnection, image_message_limit
 from .app_common import (CONFIG, COUNTERS, INPUT, MAX_OFFER_BYTES, PARTS, POOL, PUSHES, RECORDERS, SESSIONS,
                          WorkerStartError, add_routes, fail as _fail, guard as _guard)
 from .liveness import watch_peer
+from .heap import freeze_startup_heap
 from .metrics import metrics
 from .parts import EngineParts, EngineUnavailable, UnsupportedRequest, real_parts
 from .push import HARD_FRAME_BYTES, PushConnection, PushFeed
@@ -275,6 +276,7 @@ def run(config: ServerConfig, parts: EngineParts | None = None) -> None:
     """Serve until interrupted (Ctrl-C)."""
     app = create_app(config, parts)
     prepare_default_avatar(app)
+    freeze_startup_heap()  # what the process keeps for good is built: closed sessions are collected cheaply
     log.info("emolive serving on http://%s:%d/", config.host, config.port)
     web.run_app(app, host=config.host, port=config.port, print=None)
 

@@ -19,6 +19,7 @@ import threading
 from aiohttp import web
 
 from .config import ServerConfig
+from .heap import freeze_startup_heap
 from .parts import EngineUnavailable
 from .server import SESSIONS, create_app, prepare_default_avatar
 from .sources import InputUnavailable
@@ -51,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         config = ServerConfig.model_validate_json(sys.stdin.buffer.readline())
         app = create_app(config)
         prepare_default_avatar(app)
+        freeze_startup_heap()  # what the process keeps for good is built: closed sessions are collected cheaply
     except (ValueError, OSError, EngineUnavailable, InputUnavailable) as e:  # the front reports the exit
         print(f"emolive worker: {e}", file=sys.stderr)
         return 2
