@@ -517,8 +517,11 @@ class Watch:
         self._task.cancel()
         await asyncio.gather(self._task, return_exceptions=True)
         alive = set(_tree(self.server.pid)) if self.server.returncode is None else set()
-        gone = sorted(p for p in self.seen_pids if p not in alive)
+        # The front and its workers as they were when serving began; a short-lived helper a process
+        # spawns later (a library probing the system) is not a server process ending.
+        gone = sorted(p for p in self.first_pids if p not in alive)
         return {"server_exited": self.server.returncode is not None, "processes_gone": gone,
+                "transient_children": len(self.seen_pids - self.first_pids - alive),
                 "worker_replacements": sum(len(p) - 1 for p in self.worker_pids.values()),
                 "health_polls": self.health_polls, "health_failures": self.health_failures}
 
