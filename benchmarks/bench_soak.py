@@ -10,19 +10,23 @@ streaming/bench_audio_marks.py). The bench's client peers
 (streaming/bench_client.py --window, another process) send the speech file
 looping, decode video and audio and report what they received every window.
 
-Per window and session: the A/V offset at the receiver (the median over the
-window's marks of decoded frame k's return time minus the return time of the
-decoded audio holding the mark at frame k's first sample: bench_figures'
-marks analysis; positive, the picture is late; aiortc's audio jitter buffer in
-the client peer is in it, so the absolute value is the client's, its drift the
-server's), fps received, frame-id gaps and repeats at the receiver, fps sent
-and frames dropped (renders skipped) and repeated from the server's /metrics;
-per window the RSS of every server process (front and workers), their CPU and
-the load average. At the end, against the targets: the offset's drift (median
-over the first minute against the median over the last) within 5 ms, the
-server's RSS grows at most 20 MiB after minute 1 (all its processes together),
-no sustained drops (two windows in a row in which a session had more than 1 %
-of its frames dropped or repeated, at the server or as frame-id gaps at the
+Per window and session: the A/V offset at the receiver, the median over the
+window's marks (bench_figures' pairing of marks and frame ids; positive: the
+picture is late) of decoded frame k's return time minus the return time of the
+decoded audio holding the mark at frame k's first sample (the client peer's
+stock aiortc audio receive path is in it: in one run it held the audio ~180 ms
+longer from its first 20 s to its end, the packets' arrival unchanged), the same at RTP arrival (before the client's buffers:
+the server's part) and on the timeline (frame k's video pts against the mark's
+audio pts: whole frame periods when a frame went out late, nothing else); fps
+received, frame-id gaps and repeats at the receiver; fps sent, frames dropped
+(renders skipped) and repeated from the server's /metrics; the RSS of every
+server process (front, workers), their CPU and the load average. At the end,
+against the targets: the drift of the offset at RTP arrival (median over the
+first minute against the median over the last) within 5 ms; the timeline's
+median slip off the frame grid within 1 ms in every window; the server's RSS
+grows at most 20 MiB after minute 1 (all its processes together); no
+sustained drops (two windows in a row in which a session had more than 1 % of
+its frames dropped or repeated, at the server or as frame-id gaps at the
 receiver). Runs shorter than 3 minutes compare their first and last thirds.
 After the client peers have closed, the server must be back at 0 sessions.
 """
@@ -49,7 +53,7 @@ import numpy as np  # noqa: E402
 from bench_capacity import (_cpu_s, _free_port, _get, _per_session, _tree, start_server, stop_server,  # noqa: E402
                             write_outputs)
 
-DRIFT_MAX_MS = 5.0  # of the offset as decoded (what a viewer's player gets); the other two are reported
+DRIFT_MAX_MS = 5.0  # of the offset at RTP arrival (the server's); as decoded and on the timeline: reported
 KINDS = ("decoded", "rtp", "timeline")
 SLIP_MAX_MS = 1.0  # timeline offset beyond whole frame periods: the marks' detection is good to ~0.1 ms
 RSS_GROWTH_MAX_MIB = 20.0
@@ -250,7 +254,10 @@ def summarise(snaps: list[dict], windows: list[dict], received: dict[str, Receiv
     total = [sum(s["rss_mib"].values()) for s in snaps]
     drops = [[w["sessions"][n]["lost_pct"] > DROP_PCT for w in windows] for n in range(len(received))]
     longest = max((_longest_run(d) for d in drops), default=0)
-    drift_values = [d["decoded"]["drift_ms"] for d in drift.values()]
+    # the client peer's stock aiortc audio receive path can step for good (one 10-minute run: decoded
+    # offset -220 ms from its 20th second, -45 ms in the others, at RTP arrival -2 to -6 ms in all): the
+    # client's, not the server's, so the target is on the offset at RTP arrival
+    drift_values = [d["rtp"]["drift_ms"] for d in drift.values()]
     checks = {
         "drift": bool(drift_values) and all(v is not None and abs(v) <= DRIFT_MAX_MS for v in drift_values),
         "rss": max(total[ref:]) - total[ref] <= RSS_GROWTH_MAX_MIB,
