@@ -31,7 +31,6 @@ def _fds() -> int:
     return len(os.listdir("/proc/self/fd"))
 
 
-
 async def _fill_pool(loop, pool, size: int) -> None:
     """Start every thread a lazily grown pool may have, so that later sessions cannot add any."""
     barrier = threading.Barrier(size)
