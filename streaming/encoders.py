@@ -86,7 +86,7 @@ class _PolicyBitrate:
 
 class _OwnThread:
     """Runs the encoder's codec calls on one thread of its own (see the module's docstring), started at the
-    first call; it ends when the encoder is collected."""
+    first call; its owner ends it with `close` (`close_encoder`, when the session closes)."""
 
     _thread: ThreadPoolExecutor | None = None
 
@@ -94,6 +94,11 @@ class _OwnThread:
         if self._thread is None:
             self._thread = ThreadPoolExecutor(1, thread_name_prefix="emolive-encode")
         return self._thread.submit(fn, *args).result()
+
+    def close(self) -> None:
+        """End the thread once a call in progress has returned (blocks until then)."""
+        if self._thread is not None:
+            self._thread.shutdown(wait=True)
 
 
 class TunedVp8Encoder(_OwnThread, _PolicyBitrate, Vp8Encoder):
@@ -158,11 +163,14 @@ _ENCODERS: dict[str, Callable[[], Any]] = {"video/vp8": TunedVp8Encoder, "video/
 _SENDER_ENCODER = "_RTCRtpSender__encoder"  # aiortc's private slot; aiortc fills it on the first frame if empty
 
 
-def install_tuned_encoder(sender: Any, max_bitrate: int = MAX_BITRATE) -> bool:
+def install_tuned_encoder(sender: Any, max_bitrate: int = MAX_BITRATE, owned: list | None = None) -> bool:
     """Make the sender use a tuned encoder for the codec negotiated (VP8 or H.264); False if it cannot.
 
     The codec is known only when the sender asks for a frame, so the slot is
-    filled then (if still empty), just before aiortc would fill it with its own."""
+    filled then (if still empty), just before aiortc would fill it with its own.
+    The encoder made is appended to `owned`: its owner `close`s it (aiortc only
+    lets go of it when the sender stops, and its thread would live until the
+    encoder is collected)."""
     original = getattr(sender, "_next_encoded_frame", None)
     if original is None or not hasattr(sender, _SENDER_ENCODER):
         return False
@@ -171,7 +179,10 @@ def install_tuned_encoder(sender: Any, max_bitrate: int = MAX_BITRATE) -> bool:
         if getattr(sender, _SENDER_ENCODER, None) is None:
             make = _ENCODERS.get(str(getattr(codec, "mimeType", "")).lower())
             if make is not None:
-                setattr(sender, _SENDER_ENCODER, make(BitratePolicy(high=max_bitrate)))
+                encoder = make(BitratePolicy(high=max_bitrate))
+                setattr(sender, _SENDER_ENCODER, encoder)
+                if owned is not None:
+                    owned.append(encoder)
         return await original(codec)
 
     sender._next_encoded_frame = choosing

@@ -80,6 +80,7 @@ class SessionRunner:
         self._closing = False
         self._closer: asyncio.Task | None = None  # owns a close started from a callback
         self._feed_backlog = 0
+        self._encoders: list = []  # tuned video encoders made for this session's sender (closed with it)
         # Measurements (bounded windows) for stats and /metrics.
         self.latency_ms: deque[float] = deque(maxlen=500)
         self.render_ms: deque[float] = deque(maxlen=100)
@@ -188,6 +189,9 @@ class SessionRunner:
             await self.pc.close()
             self.pc.remove_all_listeners()  # the server's callbacks hold the app's objects; the pc is done
         loop = asyncio.get_running_loop()
+        for encoder in self._encoders:  # their own threads end with the session, not at a collection
+            await loop.run_in_executor(None, encoder.close)
+        self._encoders.clear()
         if self.renderer is not None and hasattr(self.renderer, "close"):
             await loop.run_in_executor(self.worker, self.renderer.close)
         await loop.run_in_executor(None, self.worker.shutdown, True)
@@ -364,7 +368,7 @@ class SessionRunner:
         for sender in pc.getSenders():
             if sender.track is self.video_out:
                 if self.config.video_encoder == "tuned":
-                    install_tuned_encoder(sender, max_bitrate=self.config.video_max_bitrate)
+                    install_tuned_encoder(sender, max_bitrate=self.config.video_max_bitrate, owned=self._encoders)
                 self.send_hooked = instrument_sender(sender, self._video_next, self._video_encoded_cb,
                                                      self._encode_span("encode", "video-out"), now)
             elif sender.track is self.audio_out:

@@ -116,6 +116,8 @@ def test_codec_calls_stay_on_one_thread_whoever_calls_encode(make, monkeypatch):
     assert len(called_on) == 3
     assert len(built_on) == 2 and len(set(built_on)) == 1  # built and rebuilt on the encoder's own thread
     assert built_on[0] not in called_on
+    enc.close()  # its owner (the session) ends the thread: gone at once, not when the encoder is collected
+    assert not any(t.ident == built_on[0] for t in threading.enumerate())
 
 
 @pytest.mark.parametrize("codec,kind", [(VP8, TunedVp8Encoder), (H264, TunedH264Encoder)])
