@@ -53,13 +53,23 @@ def _reference_target(image_b64: str, max_bytes: int):
         from engine.emotion.reference import target_from_image
     except ImportError:
         raise UnsupportedRequest("reference-image emotions are not available in this engine build") from None
+    return target_from_image(decode_image_b64(image_b64, max_bytes))
+
+
+def decode_image_b64(text: str, max_bytes: int) -> bytes:
+    """An image's bytes from base64 as clients write it: plain, wrapped in lines (as the `base64` command
+    prints it) or as a data URL (a browser's FileReader); anything else is bad_image."""
+    if text.startswith("data:"):
+        head, sep, text = text.partition(",")
+        if not sep or not head.endswith(";base64"):
+            raise ProtocolError(ErrorCode.bad_image, "image: a data URL must be base64 (data:image/...;base64,...)")
     try:
-        data = base64.b64decode(image_b64, validate=True)
+        data = base64.b64decode("".join(text.split()), validate=True)
     except (binascii.Error, ValueError):
         raise ProtocolError(ErrorCode.bad_image, "image: not valid base64") from None
     if len(data) > max_bytes:
         raise ProtocolError(ErrorCode.too_large, f"image: {len(data)} bytes, over {max_bytes}")
-    return target_from_image(data)
+    return data
 
 
 class TokenBucket:
@@ -173,7 +183,7 @@ class ControlConnection:
         except ProtocolError as e:
             self.send(error_event(e.code, e.message, e.ref))
         except Exception as e:  # a bug must not end the connection or the stream
-            if self.runner._closing:  # the session closed under the command (its worker is shut down)
+            if self.runner.closing:  # the session closed under the command (its worker is shut down)
                 self.send(error_event(ErrorCode.no_session, "the session has closed"))
                 return
             log.exception("control message failed")

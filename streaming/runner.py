@@ -168,6 +168,11 @@ class SessionRunner:
             self.broadcast({"type": "error", "code": "internal", "message": f"session failed: {exc}"})
             self.close_soon("internal error")
 
+    @property
+    def closing(self) -> bool:
+        """Closing or closed: the session takes no more work (its worker may already be shut down)."""
+        return self._closing
+
     def close_soon(self, reason: str) -> None:
         """Close from a callback: the closing task is kept here (asyncio holds tasks only weakly)."""
         if self._closer is None and not self._closing:

@@ -19,8 +19,8 @@ from .config import ServerConfig, load_config, worker_count
 from .control import HARD_SIZE_FACTOR, ControlConnection, image_message_limit
 from .app_common import (CONFIG, COUNTERS, INPUT, MAX_OFFER_BYTES, PARTS, POOL, PUSHES, RECORDERS, SESSIONS,
                          WorkerStartError, add_routes, fail as _fail, guard as _guard)
-from .liveness import watch_peer
 from .heap import freeze_startup_heap
+from .liveness import watch_peer
 from .metrics import metrics
 from .parts import EngineParts, EngineUnavailable, UnsupportedRequest, real_parts
 from .push import HARD_FRAME_BYTES, PushConnection, PushFeed

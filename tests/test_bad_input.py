@@ -198,7 +198,7 @@ def test_reading_a_prompt_does_not_hold_the_session_worker(parts):  # noqa: F811
 def test_a_command_racing_the_session_close_gets_no_session():
     class ClosingRunner:
         id = "s" * 24
-        _closing = True
+        closing = True
         listeners, face_listeners = set(), set()
 
         async def run_in_session(self, fn, *args):
@@ -226,3 +226,22 @@ def test_the_prompt_reader_is_loaded_before_serving(parts):  # noqa: F811
     counting = EngineParts(parts.model_factory, emotion_factory, parts.renderer_factory, parts.model_latency_s)
     prepare_default_avatar(create_app(ServerConfig(), counting))
     assert len(read) == 1 and read[0] not in DESCRIPTION_WORDS  # a phrase the lexicon does not have
+
+
+def test_image_base64_is_read_as_clients_write_it():
+    """Plain, wrapped in lines as `base64` prints it, or a data URL: the same bytes; anything else bad_image."""
+    import base64
+
+    from streaming.control import decode_image_b64
+    from streaming.protocol import ProtocolError
+
+    data = bytes(range(256)) * 4
+    plain = base64.b64encode(data).decode()
+    wrapped = "\n".join(plain[i:i + 76] for i in range(0, len(plain), 76)) + "\n"
+    for text in (plain, wrapped, "data:image/png;base64," + plain):
+        assert decode_image_b64(text, 2048) == data
+    for bad, code in (("%%% not base64 %%%", "bad_image"), ("data:image/png," + plain, "bad_image"),
+                      ("data:image/png;base64", "bad_image"), (plain, "too_large")):
+        with pytest.raises(ProtocolError) as e:
+            decode_image_b64(bad, 2048 if code != "too_large" else 1000)
+        assert e.value.code == code, bad
