@@ -747,7 +747,10 @@ class ControlClient:
         try:
             await self.send(payload)
         except (ConnectionError, RuntimeError) as e:
-            tally.bad(kind, f"send failed: {e} {_short(payload)}")
+            if expected == "close":  # the server closed (1009) while the client was still writing the frame
+                tally.codes["close (while sending)"] += 1
+            else:
+                tally.bad(kind, f"send failed: {e} {_short(payload)}")
             await self.reopen()
             return
         ev = await self.next(timeout)
