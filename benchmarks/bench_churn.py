@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from streaming.bench_setup import BenchError, git_rev, machine_info  # noqa: E402
 
-from bench_capacity import _free_port, _get, _tree, start_server, stop_server  # noqa: E402
+from bench_capacity import _free_port, _get, _tree, start_server, stop_server, write_outputs  # noqa: E402
 
 SLOPE_MAX_MIB = 0.1  # per session, after the warm-up
 GROWTH_MAX_MIB = 20.0
@@ -213,11 +213,8 @@ def main(argv: list[str] | None = None) -> int:
     except BenchError as e:
         print(f"bench_churn: {e}", file=sys.stderr)
         return 2
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(result, indent=1), encoding="utf-8")
+    write_outputs(result, table(result["samples"]), args.json, None)
     s = result["summary"]
-    print(table(result["samples"]))
     print(f"after {s['warm_sessions']} sessions: RSS slope {s['rss_slope_mib_per_session']} MiB/session "
           f"(target <= {SLOPE_MAX_MIB}), growth {s['rss_growth_mib']} MiB (<= {GROWTH_MAX_MIB}), fds "
           f"{s['fds']['warm']} -> {s['fds']['end']}, threads {s['threads']['warm']} -> {s['threads']['end']}; "

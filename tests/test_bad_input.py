@@ -100,7 +100,8 @@ def test_hostile_offers_get_json_errors_and_hold_no_session(parts):  # noqa: F81
 
 
 def test_a_flood_of_control_messages_gets_every_answer(parts):  # noqa: F811
-    """Over OUTBOX_LIMIT messages at once: the answers queued beyond it used to be dropped oldest first."""
+    """Over OUTBOX_LIMIT messages at once: every one is answered (reading waits while answers queue; the
+    outbox would otherwise drop the oldest)."""
     async def scenario():
         async with Server(parts) as server:
             pc, tracks, answer, _ = await connect(server)
@@ -126,7 +127,7 @@ def test_a_flood_of_control_messages_gets_every_answer(parts):  # noqa: F811
 
 def test_push_text_answers_survive_a_flood_of_refused_frames(parts):  # noqa: F811
     """A burst of frames over the rate limit fills the answer queue with refusals; the answers to the text
-    messages behind them (flush, status) used to be dropped with the refusals beyond 64."""
+    messages behind them (flush, status) still come (only refusals beyond 64 are dropped)."""
     async def scenario():
         async with Server(parts) as server:
             pc, tracks, answer, _ = await connect(server)

@@ -20,6 +20,7 @@ import pytest
 
 from streaming.app_common import COUNTERS, POOL, PUSHES, RECORDERS
 from test_server_loopback import Server, connect, parts, speech_wav  # noqa: F401  (fixtures)
+from test_server_inputs import _tracks_ready
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -44,10 +45,7 @@ async def _session(server, speech) -> tuple[weakref.ref, weakref.ref]:
     assert answer["status"] == 200, answer
     runner = server.sessions[answer["session_id"]]
     try:
-        for _ in range(300):  # the track arrives with the answer's negotiation
-            if "video" in tracks:
-                break
-            await asyncio.sleep(0.05)
+        await _tracks_ready(tracks, ("video",))
         frame = await asyncio.wait_for(tracks["video"].recv(), 30)
         assert frame.width > 0
     finally:
