@@ -8,7 +8,7 @@ speech encoded once): stand-ins for remote viewers whose decoding is not this
 machine's work. Unlike `emolive bench` (which runs the server inside the bench to read every
 stage), this starts `python -m streaming.server --workers W` as its own
 process tree and drives it with the bench's client peers
-(streaming/bench_client.py, another process: K aiortc peers that send real
+(profiler/client.py, another process: K aiortc peers that send real
 speech and receive video and audio on loopback). Per step it reads each
 session's counters from /metrics at the client's MEASURE_START and
 MEASURE_END, and the CPU time of the server processes (front + workers) and
@@ -32,7 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from streaming.bench_setup import BenchError, git_rev, machine_info, speech_file  # noqa: E402
+from profiler.environment import BenchError, git_rev, machine_info, speech_file  # noqa: E402
 
 TICK = os.sysconf("SC_CLK_TCK")
 COUNTERS = ("frames_sent", "frames_dropped", "frames_repeated")
@@ -136,7 +136,7 @@ async def step(args, k: int, audio: str, workdir: Path) -> dict:
     server = await start_server(url, args.workers, max(k, 1), args.config, args.start_timeout)
     try:
         out = workdir / f"client_{k}.json"
-        peers = (["-m", "streaming.bench_client"] if args.client == "full"
+        peers = (["-m", "profiler.client"] if args.client == "full"
                  else [str(ROOT / "benchmarks" / "light_peers.py")])
         client = await asyncio.create_subprocess_exec(
             sys.executable, *peers, "--url", url, "--sessions", str(k), "--audio", audio,

@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from streaming.bench_setup import BenchError, git_rev, machine_info  # noqa: E402
+from profiler.environment import BenchError, git_rev, machine_info  # noqa: E402
 
 from bench_capacity import _free_port, _get, _tree, start_server, stop_server, write_outputs  # noqa: E402
 

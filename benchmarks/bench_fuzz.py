@@ -55,7 +55,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from streaming.bench_setup import BenchError, git_rev, machine_info, speech_file  # noqa: E402
+from profiler.environment import BenchError, git_rev, machine_info, speech_file  # noqa: E402
 from streaming.config import ServerConfig  # noqa: E402
 from streaming.control import HARD_SIZE_FACTOR, image_message_limit  # noqa: E402
 from bench_capacity import _cpu_s, _free_port, _tree, start_server, stop_server, write_outputs  # noqa: E402
@@ -625,7 +625,7 @@ async def peers_child(args) -> int:
     import aiohttp
 
     from light_peers import Peer, opus_file
-    from streaming.bench_client import say
+    from profiler.client import say
     from streaming.loopback import include_loopback_candidates
 
     include_loopback_candidates()

@@ -3,8 +3,8 @@
     .venv/bin/python benchmarks/bench_network.py --seconds 10 --json out/bench_network.json [--scenarios clean loss5 ...]
 
 The real server app (real audio model, meshwarp, default avatar) serves on loopback in this process, with
-frame ids in the pixels and audio marks in the voice (streaming/bench_marks.py, bench_audio_marks.py). For
-each scenario one aiortc client peer (streaming/bench_client.Peer: sends LibriSpeech speech, receives video
+frame ids in the pixels and audio marks in the voice (streaming/frame_marks.py, bench_audio_marks.py). For
+each scenario one aiortc client peer (profiler/client.Peer: sends LibriSpeech speech, receives video
 and audio) connects on a clean link; once video flows its sockets are impaired (benchmarks/netsim.py, both
 directions, seeded) and the receiver measures for --seconds of live video:
 
@@ -28,7 +28,7 @@ directions, seeded) and the receiver measures for --seconds of live video:
 
 The client peer runs in this process, so its audio receiver uses the server's shallow jitter buffer
 (streaming/rtp_tuning.py, installed by create_app) rather than aiortc's 4-packet one. Used by
-tests/test_network_impairment.py (test engine parts, short windows); figures in docs/reliability.md.
+tests/benchmarks/test_network_impairment.py (test engine parts, short windows); figures in docs/design/reliability.md.
 """
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 # first, before numpy loads: one thread for the numeric libraries, quiet logs
-from streaming.bench_setup import BenchError, git_rev, machine_info, speech_file  # noqa: E402
+from profiler.environment import BenchError, git_rev, machine_info, speech_file  # noqa: E402
 
 import argparse  # noqa: E402
 import asyncio  # noqa: E402
@@ -54,10 +54,10 @@ import numpy as np  # noqa: E402
 
 from bench_capacity import write_outputs  # noqa: E402
 from netsim import CLEAN, ImpairedPeer, Profile  # noqa: E402
-from streaming.bench_audio_marks import MarkPlan  # noqa: E402
-from streaming.bench_client import Peer  # noqa: E402
-from streaming.bench_figures import _pct, _rtp_times, mark_frames  # noqa: E402
-from streaming.bench_marks import read as read_mark  # noqa: E402
+from streaming.audio_marks import MarkPlan  # noqa: E402
+from profiler.client import Peer  # noqa: E402
+from profiler.figures import _pct, _rtp_times, mark_frames  # noqa: E402
+from streaming.frame_marks import read as read_mark  # noqa: E402
 from streaming.rtp_tuning import SLOT  # noqa: E402
 
 STALE_S = 0.2  # a frame decoded this much after its time is stale (a player would drop it)
@@ -306,7 +306,7 @@ async def bench(args) -> dict[str, Any]:
 
     import aiohttp
 
-    from streaming.bench import Bench
+    from profiler.bench import Bench
     from streaming.config import load_config
     from streaming.server import SESSIONS
 

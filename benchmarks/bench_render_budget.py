@@ -1,6 +1,6 @@
 """A slow renderer end to end with a fixed render budget and with `render_budget_s: auto`.
 
-The real server app and aiortc client peers of `emolive bench` (streaming/bench.py: real audio model,
+The real server app and aiortc client peers of `emolive bench` (profiler/bench.py: real audio model,
 VP8 + Opus on loopback, frame marks read back at the receiver), one session per run, with the
 diffusion renderer of a trained bundle forced onto the CPU (`serve` would fall back to meshwarp
 without a GPU; its frames upscaled to twice their size, see Upscaled) or meshwarp; one run per
@@ -61,7 +61,7 @@ def _parts(args, fps: int):
 
 async def one(args, budget, audio: str, workdir: Path) -> dict:
     from streaming import server
-    from streaming.bench import Bench
+    from profiler.bench import Bench
     from streaming.config import load_config
 
     cfg = load_config(None, ice_loopback=True, port=0, max_sessions=1, session_idle_timeout_s=120.0,
@@ -86,7 +86,7 @@ async def one(args, budget, audio: str, workdir: Path) -> dict:
 
 
 async def run(args) -> list[dict]:
-    from streaming.bench_setup import speech_file
+    from profiler.environment import speech_file
 
     workdir = Path(tempfile.mkdtemp(prefix="emolive-budget-"))
     audio, _ = speech_file(args.audio, workdir)

@@ -5,9 +5,9 @@
 Starts `python -m streaming.server --workers W` as its own process tree
 (benchmarks/bench_capacity.py's start_server) with `bench_marks: true`: every
 session stamps its frame ids into the pixels and mixes an audio mark in at the
-first sample of every 25th frame (streaming/bench_marks.py,
-streaming/bench_audio_marks.py). The bench's client peers
-(streaming/bench_client.py --window, another process) send the speech file
+first sample of every 25th frame (streaming/frame_marks.py,
+streaming/audio_marks.py). The bench's client peers
+(profiler/client.py --window, another process) send the speech file
 looping, decode video and audio and report what they received every window.
 
 Per window and session: the A/V offset at the receiver, the median over the
@@ -46,7 +46,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from streaming.bench_setup import BenchError, git_rev, machine_info, speech_file  # noqa: E402  (before numpy)
+from profiler.environment import BenchError, git_rev, machine_info, speech_file  # noqa: E402  (before numpy)
 
 import numpy as np  # noqa: E402
 
@@ -112,7 +112,7 @@ class Received:
         self.marks += marks
 
     def add_rtp(self, rtp: dict) -> None:
-        from streaming.bench_figures import _rtp_times
+        from profiler.figures import _rtp_times
 
         self.audio_rtp = _rtp_times(rtp.get("audio", []), last_of_frame=False)
         self.video_rtp = _rtp_times(rtp.get("video", []), last_of_frame=True)
@@ -134,7 +134,7 @@ class Received:
         arrivals are in, at RTP arrival (`rtp`: the server's sending, the network); and on the timeline
         (`timeline`: frame k's video pts against the audio pts of the mark at frame k's first sample, 0
         when frame k went out at its own tick, one frame period per tick late)."""
-        from streaming.bench_figures import mark_frames
+        from profiler.figures import mark_frames
 
         lo, hi = self._span(t0 - 2.0, t1 + 2.0)  # frames around the window: each mark's frame is within 0.5 s
         marked = [v for v in self.video[lo:hi] if v[2] >= 0]
@@ -361,7 +361,7 @@ async def soak(args) -> dict:
 async def _drive(args, url: str, server, audio: str, seconds: float, tmp: Path) -> dict:
     out = tmp / "client.json"
     client = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "streaming.bench_client", "--url", url, "--sessions", str(args.sessions),
+        sys.executable, "-m", "profiler.client", "--url", url, "--sessions", str(args.sessions),
         "--audio", audio, "--warmup", str(args.warmup), "--seconds", str(seconds), "--window", str(args.window),
         "--out", str(out), cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
         limit=1 << 26)  # a WINDOW line holds every frame of the window
@@ -443,7 +443,7 @@ async def _bookkeeping(url: str, server, snaps: list[dict], received: dict[str, 
 
 
 def markdown(result: dict) -> str:
-    """Per-minute table and the summary, for docs/reliability.md."""
+    """Per-minute table and the summary, for docs/design/reliability.md."""
     s = result["summary"]
     rows = ["| minute | A/V offset p50 per session: decoded / at RTP arrival / timeline | marks | fps received "
             "| fps sent | dropped / repeated "

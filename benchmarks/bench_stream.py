@@ -1,4 +1,4 @@
-"""The streaming benchmark (`emolive bench`) as a script: see streaming/bench.py and docs/performance.md.
+"""The streaming benchmark (`emolive bench`) as a script: see profiler/bench.py and docs/design/performance.md.
 
 Run:  .venv/bin/python benchmarks/bench_stream.py --seconds 20 --sessions 1 --runs 3 --json out/bench_stream.json
 """
@@ -9,7 +9,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from streaming.bench import main  # noqa: E402
+from profiler.bench import main  # noqa: E402
 
 if __name__ == "__main__":
     raise SystemExit(main())

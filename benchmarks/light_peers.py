@@ -2,7 +2,7 @@
 
     python benchmarks/light_peers.py --url URL --sessions K --audio SPEECH.wav --warmup W --seconds N --out OUT.json
 
-Same protocol as streaming/bench_client.py (stdout lines `SESSION <id>`,
+Same protocol as profiler/client.py (stdout lines `SESSION <id>`,
 `MEASURE_START <t>`, `MEASURE_END <t>`, `DONE`; times on time.monotonic),
 but each peer sends speech that was Opus-encoded once before the run (ffmpeg,
 20 ms frames: no per-peer encoder) and does not decode what it receives: the
@@ -25,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from streaming.bench_client import say  # noqa: E402  (one line per event on stdout, flushed for the parent)
+from profiler.client import say  # noqa: E402  (one line per event on stdout, flushed for the parent)
 
 
 class CountingDecoder:

@@ -21,7 +21,7 @@ beyond it): nothing is buffered without bound. The profile can be changed while 
 (`ImpairedPeer.set_profile`): a test connects on a clean link and impairs it once media flows.
 Counters per direction: `passed`, `lost`, `outage`, `overflow`, `delayed`, `reordered`.
 
-Used by tests/test_network_impairment.py and benchmarks/bench_network.py.
+Used by tests/benchmarks/test_network_impairment.py and benchmarks/bench_network.py.
 """
 from __future__ import annotations
 

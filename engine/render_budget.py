@@ -30,7 +30,7 @@ class BudgetPolicy:
     # outlier (a preemption, a GC pause) does not decide the budget.
     quantile: float = 90.0
     # In the stream a render shares the cores with the other sessions, the encoders and the event
-    # loop: on the 2-core machine meshwarp's ~3 ms warm render became ~15 ms p99 (docs/performance.md).
+    # loop: on the 2-core machine meshwarp's ~3 ms warm render became ~15 ms p99 (docs/design/performance.md).
     scale: float = 2.0
     # Face state (emotion + idle life) on the session worker and the hand-overs loop -> worker -> render pool.
     margin_s: float = 0.010

@@ -1,7 +1,7 @@
 """Linear expression rig: 52 coefficients -> displacements of the 478 face-mesh landmarks.
 
 The basis was fitted on real faces measured with MediaPipe's Face Landmarker
-(scripts/fit_rig.py, docs/rig.md); coefficients the data did not cover are
+(scripts/fit_rig.py, docs/design/rig.md); coefficients the data did not cover are
 hand-built from FACS action units. Everything is in face units
 (engine.face_geometry.face_frame): x along the eye-corner axis towards the
 subject's left, y down, z into the image, unit = outer inter-ocular distance.

@@ -38,7 +38,7 @@ OUT = ROOT / "engine" / "assets" / "rig.npz"
 NL = fg.NUM_LANDMARKS
 GRID_STEP = 8  # every 8th s1 clip in name order -> 125 clips
 HOLDOUT_EVERY = 5  # every 5th chosen s1 clip and London person is held out for the R^2 check
-# Fit/FACS decision (docs/rig.md): a coefficient is fitted when its value (minus the reference's)
+# Fit/FACS decision (docs/design/rig.md): a coefficient is fitted when its value (minus the reference's)
 # exceeds ACTIVE in >= MIN_ACTIVE training samples, its dataset-weighted std is >= MIN_STD, and
 # the bases fitted on two disjoint halves of the data agree (cosine >= MIN_COS). Left/Right
 # pairs are judged on the pair's mean figures so that both sides come from the same source.

@@ -3,7 +3,7 @@
 aiortc computes the RFC 6465 audio level of every outbound 20 ms frame in a
 Python loop over its samples (~100 us per frame, holding the GIL: 0.5 % of a
 core per session at 50 frames/s). `install()` swaps in a numpy version that
-returns the same integer level (tests/test_aiortc_speedups.py); idempotent.
+returns the same integer level (tests/streaming/test_aiortc_speedups.py); idempotent.
 """
 from __future__ import annotations
 

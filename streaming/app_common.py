@@ -64,7 +64,7 @@ class WorkerStartError(RuntimeError):
 
 
 def add_routes(app: web.Application, *, health, metrics, offer, control, push, close) -> None:
-    """The wire contract's routes (docs/protocol.md), the same for the server and the front."""
+    """The wire contract's routes (docs/reference/protocol.md), the same for the server and the front."""
     app.router.add_get("/", index)
     app.router.add_static("/static/", STATIC)
     app.router.add_get("/health", health)

@@ -19,7 +19,7 @@ class ServerConfig(BaseModel):
     fps: int = Field(25, ge=1, le=60)
     sample_rate: int = 48_000  # engine and outbound audio rate (the Opus rate)
     # Both are part of the voice delay (look-ahead + render budget + jitter). Chosen from the bench
-    # (docs/performance.md): meshwarp's face state + render + I420 take ~5 ms p50 and ~15 ms p99 on one
+    # (docs/design/performance.md): meshwarp's face state + render + I420 take ~5 ms p50 and ~15 ms p99 on one
     # loaded core; the scheduler's drain absorbs the input jitter it observes, so jitter_s is the margin
     # below the latest input seen. A slower renderer (diffusion) needs a larger render budget: "auto"
     # times a few warm renders when each session opens and follows them (engine/render_budget.py).
@@ -61,7 +61,7 @@ class ServerConfig(BaseModel):
     record: str | None = None  # --record OUT.mp4: what is sent, per session (OUT-<sid8>.mp4 after the first)
     record_queue_frames: int = Field(50, ge=2)  # video frames waiting for the encoder; beyond it frames are dropped
     # Measurement only (benchmarks/bench_soak.py): every session stamps its frame ids into the pixels and mixes
-    # audio marks into the voice (streaming/bench_marks.py, streaming/bench_audio_marks.py), as `emolive bench`
+    # audio marks into the voice (streaming/frame_marks.py, streaming/audio_marks.py), as `emolive bench`
     # does for the sessions it adopts. Visible and audible: never for real viewers.
     bench_marks: bool = False
 

@@ -15,8 +15,8 @@ change only the codec settings and when the codec is rebuilt:
   from call to call, and glibc gives each thread its own malloc arena, so a codec
   rebuilt on one thread could not reuse what the old one freed on another (a
   worker's RSS wandered up by tens of MiB over 10 minutes of congestion,
-  docs/reliability.md "Long runs"; on one thread it stays flat).
-Figures: docs/performance.md ("Encoder settings").
+  docs/design/reliability.md "Long runs"; on one thread it stays flat).
+Figures: docs/design/performance.md ("Encoder settings").
 """
 from __future__ import annotations
 

@@ -36,7 +36,7 @@ async def metrics(request: web.Request) -> web.Response:
             lines.append(f'emolive_session_render_probe_ms{{session="{sid}",quantile="{quantile}"}} {rb[name]}')
     lines.append("# TYPE emolive_session_render_probe_count gauge")
     lines += [f'emolive_session_render_probe_count{{session="{sid}"}} {rb["probe_n"]}' for sid, rb in probes.items()]
-    lines.append("# TYPE emolive_session_stage_ms gauge")  # per pipeline stage (docs/performance.md)
+    lines.append("# TYPE emolive_session_stage_ms gauge")  # per pipeline stage (docs/design/performance.md)
     for sid, st in stats.items():
         for stage, q in st.get("stages", {}).items():
             for name, quantile in (("p50_ms", "0.5"), ("p95_ms", "0.95"), ("p99_ms", "0.99")):

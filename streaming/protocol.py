@@ -1,6 +1,6 @@
 """The control websocket's wire protocol (version 1), validated with pydantic.
 
-docs/protocol.md documents it; extend by adding optional fields or new message
+docs/reference/protocol.md documents it; extend by adding optional fields or new message
 types, never by changing the meaning of existing ones.
 """
 from __future__ import annotations

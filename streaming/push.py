@@ -5,7 +5,7 @@ engine rate into a bounded buffer (`push_buffer_s`) and fed to the session at
 the pace of its outbound audio clock (`sources.feed_paced`), exactly as
 microphone packets are fed. A frame that does not fit is refused whole with a
 `buffer_full` error (nothing is half-played); `flush` drops what is pending
-and interrupts the session's speech. docs/protocol.md documents the messages.
+and interrupts the session's speech. docs/reference/protocol.md documents the messages.
 """
 from __future__ import annotations
 

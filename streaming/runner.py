@@ -111,7 +111,7 @@ class SessionRunner:
         self._worker_tid: int | None = None
         self.render_busy_s = 0.0  # render pool time spent on this session (its threads are shared)
         self.mark_frames = config.bench_marks  # bench: stamp each frame's timeline index into its pixels
-        self.mark_audio = config.bench_marks  # bench: chirps at known frames (streaming/bench_audio_marks.py)
+        self.mark_audio = config.bench_marks  # bench: chirps at known frames (streaming/audio_marks.py)
 
     # -- lifecycle -----------------------------------------------------------
     async def open(self) -> None:
@@ -291,7 +291,7 @@ class SessionRunner:
         t1 = p.now()
         yuv = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2YUV_I420)
         if self.mark_frames and k is not None:
-            from .bench_marks import stamp
+            from .frame_marks import stamp
 
             stamp(yuv, k)
         t2 = p.now()

@@ -44,7 +44,7 @@ class AudioOutTrack(MediaStreamTrack):
         await sleep_until(sched.clock, sched.audio_deadline())
         pcm, pts = sched.pull_audio()
         plan = getattr(self._runner, "mark_audio", False)
-        if plan:  # bench: chirps at known timeline positions (streaming/bench_audio_marks.py)
+        if plan:  # bench: chirps at known timeline positions (streaming/audio_marks.py)
             pcm = self._marks(plan).mix(pcm, pts, sched.config.sample_rate)
         s16 = (np.clip(pcm, -1.0, 1.0) * 32767.0).astype(np.int16).reshape(1, -1)
         frame = av.AudioFrame.from_ndarray(s16, format="s16", layout="mono")
@@ -59,7 +59,7 @@ class AudioOutTrack(MediaStreamTrack):
         """`runner.mark_audio`: True (the default plan for this timeline) or a MarkPlan."""
         if plan is True:
             if self._default_plan is None:
-                from .bench_audio_marks import MarkPlan
+                from .audio_marks import MarkPlan
 
                 self._default_plan = MarkPlan(self._runner.scheduler.config.samples_per_video_frame)
             return self._default_plan

@@ -61,3 +61,29 @@ def grid_speech(shared):
         if len(parts) == 3 and parts[2] not in ("sil", "sp"):
             speech[int(parts[0]) // 1000: int(parts[1]) // 1000] = True
     return samples, rate, speech
+
+
+# -- for the server tests (tests/server_harness.py has the rest) --
+
+@pytest.fixture(scope="module")
+def parts():
+    """Engine parts for server tests: the loudness double as the audio model, the real emotion and meshwarp."""
+    from speech_doubles import RmsLoudnessModel
+    from streaming.parts import EngineParts, default_emotion_factory, renderer_factory_for
+
+    return EngineParts(RmsLoudnessModel, default_emotion_factory, renderer_factory_for("meshwarp"), 0.04)
+
+
+@pytest.fixture(scope="module")
+def speech_wav(tmp_path_factory):
+    """Speech with silence before and after (as a browser's fake microphone needs)."""
+    import subprocess
+
+    d = tmp_path_factory.mktemp("wav")
+    raw, out = d / "raw.wav", d / "speech.wav"
+    subprocess.run(["espeak-ng", "-w", str(raw), "Hello there, this is a streaming test of the avatar."],
+                   check=True)
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "anullsrc=r=48000:cl=mono", "-i", str(raw),
+                    "-filter_complex", "[0]atrim=0:0.6[a];[1]aresample=48000[b];[0]atrim=0:1.0[c];"
+                    "[a][b][c]concat=n=3:v=0:a=1", "-ar", "48000", "-ac", "1", str(out)], check=True)
+    return out

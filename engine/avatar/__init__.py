@@ -1,4 +1,4 @@
-"""Avatars: one portrait photo turned into an animatable bundle (see docs/avatar-format.md)."""
+"""Avatars: one portrait photo turned into an animatable bundle (see docs/reference/avatar-format.md)."""
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,4 +1,4 @@
-"""The avatar bundle: an in-memory Avatar and its on-disk directory format (docs/avatar-format.md)."""
+"""The avatar bundle: an in-memory Avatar and its on-disk directory format (docs/reference/avatar-format.md)."""
 from __future__ import annotations
 
 import json

@@ -1,4 +1,4 @@
-"""Per-identity few-step diffusion renderer (docs/diffusion.md).
+"""Per-identity few-step diffusion renderer (docs/design/diffusion.md).
 
 Training (PyTorch) lives in `train`, `distill`, `export`; the product path is
 `bundle` + `runtime` + `sampler` (numpy + ONNX Runtime), used by

@@ -1,11 +1,11 @@
-"""The diffusion bundle on disk (docs/diffusion.md): the denoiser (ONNX + PyTorch weights), crop, config, avatar.
+"""The diffusion bundle on disk (docs/design/diffusion.md): the denoiser (ONNX + PyTorch weights), crop, config, avatar.
 
     DIR/diffusion.json   format "emolive-diffusion", version 1, model config, crop and mouth boxes, sampling
                          defaults (steps, seed, identity mix), distillation and training summary
     DIR/denoiser.onnx    the x0-predicting denoiser (inputs x_t, t, hint, reference, state; output x0)
     DIR/denoiser.pt      the same weights as a PyTorch state_dict (PyTorch / CUDA-graph path)
     DIR/reference.png    the identity reference crop (res x res) fed to every call
-    DIR/avatar/          the meshwarp avatar bundle (docs/avatar-format.md) made from the reference frame;
+    DIR/avatar/          the meshwarp avatar bundle (docs/reference/avatar-format.md) made from the reference frame;
                          renders the full frame and the geometry hint
     DIR/report.json|md   held-out quality and speed measured at the end of training
 """

@@ -47,7 +47,7 @@ def max_abs_diff(model: Denoiser, onnx_path: Path, batch: int = 2, seed: int = 1
 
 def save_bundle(out: Path, model: Denoiser, box, mouth, reference: np.ndarray, steps: int = 4, seed: int = 0,
                 extra: dict | None = None) -> dict:
-    """Write the model files of a bundle (docs/diffusion.md) into `out`, whose avatar/ is already there."""
+    """Write the model files of a bundle (docs/design/diffusion.md) into `out`, whose avatar/ is already there."""
     from PIL import Image
 
     out = Path(out)

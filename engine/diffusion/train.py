@@ -1,4 +1,4 @@
-"""Train a per-identity diffusion renderer from talking videos and write its bundle (docs/diffusion.md).
+"""Train a per-identity diffusion renderer from talking videos and write its bundle (docs/design/diffusion.md).
 
     python -m engine.diffusion.train VIDEO_OR_DIR... --out DIR [--config tiny|small] [--size R] [--steps N]
 

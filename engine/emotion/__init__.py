@@ -1,5 +1,5 @@
 """The emotion layer: emotion directions, mixing with speech, a sans-I/O controller,
-text prompts, reference photos and idle life. See docs/emotion.md."""
+text prompts, reference photos and idle life. See docs/design/emotion.md."""
 from .controller import EmotionController, EmotionReport
 from .directions import EMOTIONS, EmotionError, EmotionSpace, load_directions
 from .mixing import MAX_INTENSITY, MixConfig, apply_emotion

@@ -4,7 +4,7 @@ A direction d (plus a small head-pose offset in degrees) is what gets added to a
 speech-driven face state at intensity k = 1 (EMOdiffhead's editing direction
 d_y = e_y - e_n). The directions are a committed asset computed by
 scripts/emotion/calibrate_directions.py from FACS prototypes (engine/emotion/facs.py)
-calibrated on real faces; docs/emotion.md tells where each one comes from.
+calibrated on real faces; docs/design/emotion.md tells where each one comes from.
 """
 from __future__ import annotations
 
@@ -64,7 +64,7 @@ class EmotionSpace:
     sources: dict[str, str]  # emotion -> one line on where its direction comes from
     # Directions the reference-photo reader explains a photo with, where they differ from the render
     # directions: render levels are tuned on how the warp reads to FER-2013, the reader keeps the
-    # levels it was validated with (docs/emotion.md, round 8). None: the render directions.
+    # levels it was validated with (docs/design/emotion.md, round 8). None: the render directions.
     read_coeffs: np.ndarray | None = None
 
     @property

@@ -24,7 +24,7 @@ import numpy as np
 from .target import EmotionTarget
 
 DEFAULT_K = 0.7  # a bare "happy"
-MIN_SIM = 0.45  # below: the clause is not about an emotion (see docs/emotion.md for the tuning)
+MIN_SIM = 0.45  # below: the clause is not about an emotion (see docs/design/emotion.md for the tuning)
 FULL_SIM = 0.75  # at or above: full confidence
 MAX_CHARS = 500
 

@@ -2,7 +2,7 @@
 
 ARKit coefficient names take 0..1, head angles (headPitch/headYaw/headRoll) and
 gaze (gazeYaw/gazePitch) take degrees; missing keys are 0; unknown keys are an
-error that names them. See docs/expressions-format.md.
+error that names them. See docs/reference/expressions-format.md.
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`diffusion`: a per-identity, few-step diffusion renderer over meshwarp (docs/diffusion.md).
+"""`diffusion`: a per-identity, few-step diffusion renderer over meshwarp (docs/design/diffusion.md).
 
 meshwarp draws the whole frame for the state; the denoiser, conditioned on the
 state (FiLM), the identity reference crop and the meshwarp crop as a geometry

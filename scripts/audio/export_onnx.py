@@ -36,7 +36,7 @@ def main() -> None:
     for k, v in model_metadata(net).items():
         p = m.metadata_props.add()
         p.key, p.value = k, v
-    m.doc_string = "emolive causal audio->expression net (see docs/audio-model.md)"
+    m.doc_string = "emolive causal audio->expression net (see docs/design/audio-model.md)"
     onnx.checker.check_model(m)
     onnx.save(m, args.out)
     # parity on random features, streamed in two chunks through both predictors

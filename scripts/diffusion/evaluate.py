@@ -1,4 +1,4 @@
-"""Proof for docs/diffusion.md: a diffusion bundle against meshwarp on held-out GRID s1 clips.
+"""Proof for docs/design/diffusion.md: a diffusion bundle against meshwarp on held-out GRID s1 clips.
 
 1. Reconstruction: each held-out clip's tracked face states are rendered by the
    `diffusion` renderer (the product path: ONNX Runtime, full frame, crop pasted

@@ -1,4 +1,4 @@
-"""Print the GRID s1 split of docs/diffusion.md as arguments of engine.diffusion.train.
+"""Print the GRID s1 split of docs/design/diffusion.md as arguments of engine.diffusion.train.
 
 Training: every 10th s1 clip in name order (100 clips); held out: clip 7 + 125 k (8 clips, none trained on).
 

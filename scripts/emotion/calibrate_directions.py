@@ -29,7 +29,7 @@ prototype p with support S, engine/emotion/facs.py):
    coefficients outside the emotion layer (rule 1) are the prototype's, scaled
    by APEX / its apex (e.g. surprise's jawOpen 0.55 / 0.8). Was: the apex of the
    prototype (0.55-0.8); the rendered emotions were too faint to read
-   (docs/emotion.md).
+   (docs/design/emotion.md).
 5. anger's AU10 (round 4): RENDERED_AU10 below, added after the rescale.
 6. posed levels (round 5): the action units of each emotion's prototypes set to the levels in
    scripts/emotion/posed_levels.json, written by scripts/emotion/tune_directions.py (FER-2013 in the loop
@@ -70,7 +70,7 @@ KEEP_PROTOTYPE_APEX = ("contempt",)
 # with an upper-lip-only raise is noseSneer (AU9+10 in engine/renderers/meshwarp.py), which also pushes the
 # lower lids up by SNEER_LID of its value: eyeSquint is lowered by as much, keeping the calibrated eye
 # aperture. Level D (0.8) was picked on a development split with the FER-2013 classifier in the loop
-# (0.4 / 0.6 / 0.8 / 1.0 tried; docs/emotion.md, round 4), checked on the held-out neutral set.
+# (0.4 / 0.6 / 0.8 / 1.0 tried; docs/design/emotion.md, round 4), checked on the held-out neutral set.
 RENDERED_AU10 = {"angry": 0.8}
 POSED = Path(__file__).resolve().parent / "posed_levels.json"
 CREMAD = {"angry": "ANG", "disgusted": "DIS", "fear": "FEA", "happy": "HAP", "sad": "SAD"}

@@ -91,7 +91,7 @@ def main(argv=None) -> int:
     if args.write:
         ASSET.write_text(json.dumps({
             "format": "emolive-render-gain/1",
-            "note": "meshwarp multiplier per rig column; scripts/emotion/calibrate_render_gain.py (docs/emotion.md)",
+            "note": "meshwarp multiplier per rig column; scripts/emotion/calibrate_render_gain.py (docs/design/emotion.md)",
             "target_score": TARGET, "max_travel_mm": MAX_MM, "mm_per_face_unit": MM_PER_UNIT, "scales": SCALES,
             "measured_score": {g: [round(v, 3) for v in curve[g]] for g in GROUPS},
             "gain": out}, indent=1) + "\n")

@@ -1,8 +1,8 @@
-// emolive bench, receiver side (loaded into the client page by streaming/bench_browser.py; the normal
+// emolive bench, receiver side (loaded into the client page by profiler/browser.py; the normal
 // client never loads it). Records, on the page's clock (performance.now, ms):
 // * each presented video frame (requestVideoFrameCallback): its display and presentation times,
 //   receive time, RTP timestamp, and the frame id stamped into its top-left luma blocks by the server
-//   (streaming/bench_marks.py: 20 blocks of 16x16 px, white, black, 16 id bits, 2 check bits);
+//   (streaming/frame_marks.py: 20 blocks of 16x16 px, white, black, 16 id bits, 2 check bits);
 // * the received audio through WebAudio (an AudioWorklet, or a ScriptProcessor where the worklet
 //   cannot load), in blocks tagged with their context frame, and getOutputTimestamp() pairs that map
 //   context time to the time the audio leaves the output device;

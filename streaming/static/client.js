@@ -1,5 +1,5 @@
 // emolive browser client: microphone -> server over WebRTC; avatar video + voice back;
-// emotion commands and live stats over the control websocket (docs/protocol.md).
+// emotion commands and live stats over the control websocket (docs/reference/protocol.md).
 "use strict";
 const EMOTIONS = ["neutral", "happy", "sad", "angry", "surprised", "fear", "disgusted", "contempt"];
 const $ = (id) => document.getElementById(id);

@@ -1,0 +1,1 @@
+"""The `emolive` command line: the one place above the engine, the transport and the profiler."""

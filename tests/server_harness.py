@@ -1,0 +1,163 @@
+"""What the server tests share: engine parts with a loudness double, a speech wav, the server in-process
+(on this loop or its own thread), an aiortc client, waits on what was sent, received-audio helpers, Chromium."""
+import asyncio
+import threading
+
+import aiohttp
+import numpy as np
+from aiohttp import web
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc.contrib.media import MediaPlayer
+
+from streaming.config import ServerConfig
+from streaming.server import SESSIONS, create_app
+
+
+class Server:
+    def __init__(self, parts, source=None, **settings):
+        # These tests check behaviour, not latency (benchmarks/ measure that): the
+        # serve defaults' tight budgets would drop frames on a loaded machine.
+        settings.setdefault("render_budget_s", 0.06)
+        settings.setdefault("jitter_s", 0.04)
+        self.config = ServerConfig(ice_loopback=True, port=0, **settings)
+        self.parts = parts
+        self.source = source
+
+    def make_app(self):
+        return create_app(self.config, self.parts, self.source)
+
+    async def __aenter__(self):
+        self.app = self.make_app()
+        self.runner = web.AppRunner(self.app)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        await site.start()
+        self.url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"
+        self.http = aiohttp.ClientSession()
+        return self
+
+    async def __aexit__(self, *exc):
+        await self.http.close()
+        await self.runner.cleanup()
+
+    @property
+    def sessions(self):
+        return self.app[SESSIONS]
+
+
+async def connect(server, audio_path=None, headers=None):
+    """A WebRTC client: sends audio_path (or nothing), receives video + audio. Returns (pc, tracks, answer)."""
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    tracks = {}
+    pc.on("track", lambda t: tracks.__setitem__(t.kind, t))
+    player = None
+    if audio_path is not None:
+        player = MediaPlayer(str(audio_path))
+        pc.addTrack(player.audio)
+    else:
+        pc.addTransceiver("audio", direction="recvonly")
+    pc.addTransceiver("video", direction="recvonly")
+    await pc.setLocalDescription(await pc.createOffer())
+    async with server.http.post(server.url + "/offer", headers=headers,
+                                json={"sdp": pc.localDescription.sdp, "type": "offer"}) as resp:
+        answer = await resp.json()
+        answer["status"] = resp.status
+    if answer["status"] == 200:
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=answer["sdp"], type="answer"))
+    return pc, tracks, answer, player
+
+
+async def more_frames_sent(counters, n: int = 1, timeout: float = 60.0) -> int:
+    """Wait until the server has sent n more video frames than it had now (the media goes on), however
+    slowly a loaded machine sends them; the count then. The timeout only turns a hang into a failure."""
+    loop = asyncio.get_running_loop()
+    target, deadline = counters["frames_sent"] + n, loop.time() + timeout
+    while counters["frames_sent"] < target:
+        if loop.time() > deadline:
+            raise AssertionError(f"no video frames sent for {timeout:.0f} s: {counters}")
+        await asyncio.sleep(0.02)
+    return counters["frames_sent"]
+
+
+
+async def tracks_ready(tracks, kinds=("video", "audio")):
+    for _ in range(100):
+        if all(k in tracks for k in kinds):
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"tracks {kinds} never arrived: {list(tracks)}")
+
+
+def received_pcm(frames):
+    """Mono float32 of received audio frames (aiortc decodes Opus to interleaved stereo s16)."""
+    chans = len(frames[0].layout.channels)
+    return np.concatenate([f.to_ndarray().reshape(-1, chans).mean(axis=1) for f in frames]).astype(np.float32) / 32768
+
+
+def envelope(pcm, rate, fps=25):
+    n = rate // fps
+    m = len(pcm) // n
+    return np.sqrt(np.mean(pcm[:m * n].reshape(m, n).astype(np.float64) ** 2, axis=1))
+
+
+def best_lag(a, b, max_lag):
+    """Lag (in samples of a/b) maximising the correlation of b shifted against a; and that correlation."""
+    best = (0, -1.0)
+    for lag in range(-max_lag, max_lag + 1):
+        x, y = (a[lag:], b[:len(b) - lag]) if lag >= 0 else (a[:lag], b[-lag:])
+        n = min(len(x), len(y))
+        if n > 10 and np.std(x[:n]) > 0 and np.std(y[:n]) > 0:
+            r = float(np.corrcoef(x[:n], y[:n])[0, 1])
+            if r > best[1]:
+                best = (lag, r)
+    return best
+
+
+
+class ThreadedServer:
+    """The server on its own event loop thread, so that selenium's blocking calls can run here."""
+
+    def __init__(self, parts, **settings):
+        self.loop = asyncio.new_event_loop()
+        self.app = create_app(ServerConfig(ice_loopback=True, port=0, **settings), parts)
+        self.ready = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        asyncio.set_event_loop(self.loop)
+        self.runner = web.AppRunner(self.app)
+        self.loop.run_until_complete(self.runner.setup())
+        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        self.loop.run_until_complete(site.start())
+        self.url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}/"
+        self.ready.set()
+        self.loop.run_forever()
+        self.loop.run_until_complete(self.runner.cleanup())
+
+    def __enter__(self):
+        self.thread.start()
+        self.ready.wait(30)
+        return self
+
+    def __exit__(self, *exc):
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(30)
+
+    def call(self, fn):
+        """Run fn() on the server's loop thread and return its result."""
+        async def wrap():
+            return fn()
+        return asyncio.run_coroutine_threadsafe(wrap(), self.loop).result(10)
+
+
+def chromium(wav=None):
+    """Headless Chromium; with `wav`, a fake microphone playing it once (without, no microphone at all)."""
+    from profiler.browser import chromium as launch
+
+    return launch(None if wav is None else str(wav), loop=False)
+
+
+def wait_for(predicate, timeout=30.0, step=0.2):
+    from profiler.browser import wait_until
+
+    return wait_until(predicate, timeout, step, lambda: AssertionError("condition not met in time"))
