@@ -19,9 +19,10 @@ import cv2
 import numpy as np
 
 from engine.clock import Clock, MonotonicClock
+from engine.frame_slot import FrameSlot
 from engine.profiling import Profiler, current_trace, percentiles, rss_bytes, thread_cpu_s
 from engine.render_budget import AUTO, RenderBudget, choose_budget, fixed_budget, time_renders
-from engine.scheduler import AVScheduler, FrameSlot
+from engine.scheduler import AVScheduler
 from engine.session import Session, scheduler_config_for
 from engine.types import BLENDSHAPE_NAMES, FaceState
 

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 from engine.clock import FakeClock
-from engine.scheduler import AVScheduler, FrameSlot, SchedulerConfig
+from engine.frame_slot import FrameSlot
+from engine.scheduler import AVScheduler, SchedulerConfig
 
 CFG = SchedulerConfig(sample_rate=48_000, fps=25, frame_samples=960, min_latency_s=0.12, jitter_s=0.06,
                       max_backlog_s=0.3, resync_gap_s=1.0, render_lead_s=0.04)

@@ -11,8 +11,9 @@ import pytest
 from pydantic import ValidationError
 
 from engine.clock import FakeClock
+from engine.frame_slot import FrameSlot
 from engine.render_budget import BudgetPolicy, choose_budget, fixed_budget, probe_states, time_renders
-from engine.scheduler import AVScheduler, FrameSlot, SchedulerConfig
+from engine.scheduler import AVScheduler
 from engine.session import Session, scheduler_config_for
 from streaming.config import ServerConfig, load_config
 

@@ -4,7 +4,8 @@ import types
 
 import numpy as np
 
-from engine.scheduler import AVScheduler, FrameSlot
+from engine.frame_slot import FrameSlot
+from engine.scheduler import AVScheduler
 from engine.session import scheduler_config_for
 from streaming.tracks import VideoOutTrack
 from virtual_time import LoopClock, run
