@@ -7,6 +7,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from .admission import SessionBudget, retry_after_s
 from .config import ServerConfig
 from .parts import EngineParts
 from .sources import ServerInput
@@ -22,10 +23,21 @@ COUNTERS = web.AppKey("counters", dict)
 INPUT = web.AppKey("input", ServerInput)
 PUSHES = web.AppKey("pushes", dict)  # session id -> PushFeed of its pushing connection
 RECORDERS = web.AppKey("recorders", list)
+BUDGET = web.AppKey("session_budget", SessionBudget)  # sessions per client address
 
 
-def fail(status: int, code: str, reason: str) -> web.Response:
-    return web.json_response({"error": code, "reason": reason}, status=status)
+def fail(status: int, code: str, reason: str, headers: dict[str, str] | None = None) -> web.Response:
+    return web.json_response({"error": code, "reason": reason}, status=status, headers=headers)
+
+
+def over_session_budget(budget: SessionBudget, request: web.Request) -> web.Response | None:
+    """429 when the client has opened sessions faster than its budget (streaming/admission.py), else None
+    with a token taken: give it back (budget.give_back(request.remote or "")) when no session comes of it."""
+    wait = budget.take(request.remote or "")
+    if wait <= 0:
+        return None
+    return fail(429, "rate_limited", f"this client opens sessions faster than {budget.rate:g} a second "
+                f"(burst {budget.burst}); retry in {wait:.1f} s", headers={"Retry-After": retry_after_s(wait)})
 
 
 def authorized(request: web.Request, config: ServerConfig) -> bool:

@@ -41,6 +41,10 @@ class ServerConfig(BaseModel):
     token: str | None = None  # bearer token for /offer, /ws, /push; also EMOLIVE_TOKEN
     allowed_origins: list[str] = Field(default_factory=list)  # empty: same host only
     ice_loopback: bool = False  # offer 127.0.0.1 as an ICE host candidate (local testing)
+    # Sessions one client address may open: client_session_rate_per_s a second, client_session_burst at once
+    # (streaming/admission.py); null: no limit. Offers refused for what they are do not count.
+    client_session_rate_per_s: float | None = Field(1.0, gt=0)
+    client_session_burst: int = Field(8, ge=1)
     ws_max_message_bytes: int = Field(16_384, ge=256)
     ws_rate_per_s: float = Field(20.0, gt=0)  # control messages per second, with a burst of ws_burst
     ws_burst: int = Field(40, ge=1)

@@ -28,6 +28,8 @@ from .push import HARD_FRAME_BYTES
 from .app_common import CONFIG, MAX_OFFER_BYTES, WorkerStartError, add_routes
 from .app_common import fail as _fail
 from .app_common import guard as _guard
+from .app_common import over_session_budget
+from .admission import SessionBudget
 
 log = logging.getLogger("emolive.front")
 POOL = web.AppKey("workers", object)
@@ -63,7 +65,8 @@ class Worker:
         self.proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "streaming.worker", self.socket, stdin=asyncio.subprocess.PIPE,
             cwd=str(Path(__file__).resolve().parents[1]))
-        settings = config.model_copy(update={"workers": 1})
+        # Every request reaches a worker from the front's own socket: the front keeps the per-client budget.
+        settings = config.model_copy(update={"workers": 1, "client_session_rate_per_s": None})
         self.proc.stdin.write(settings.model_dump_json().encode() + b"\n")
         await self.proc.stdin.drain()  # stdin stays open: its EOF tells the worker the front is gone
         self.http = aiohttp.ClientSession(connector=aiohttp.UnixConnector(path=self.socket))
@@ -116,7 +119,9 @@ class WorkerPool:
         self._dir = tempfile.mkdtemp(prefix="emolive-workers-")
         self.workers = [Worker(i, os.path.join(self._dir, f"w{i}.sock")) for i in range(count)]
         self.routes: dict[str, Worker] = {}
-        self.counters = {"sessions_started": 0, "rejected_full": 0, "worker_restarts": 0, "worker_exits": 0}
+        self.counters = {"sessions_started": 0, "rejected_full": 0, "rejected_rate": 0, "worker_restarts": 0,
+                         "worker_exits": 0}
+        self.budget = SessionBudget(config.client_session_rate_per_s, config.client_session_burst)
         self._monitor: asyncio.Task | None = None
 
     async def start(self) -> None:
@@ -219,7 +224,11 @@ async def offer(request: web.Request) -> web.Response:
     worker = pool.pick()
     if worker is None:
         return _fail(503, "no_worker", "no worker process is running; see the server log")
+    if (limited := over_session_budget(pool.budget, request)) is not None:
+        pool.counters["rejected_rate"] += 1
+        return limited
     worker.pending += 1  # held before any await: admission cannot be raced
+    status = 502
     try:
         async with worker.http.post(worker.url(request.rel_url.path_qs), data=body, headers=_forward_headers(request)) as r:
             text = await r.text()
@@ -228,6 +237,8 @@ async def offer(request: web.Request) -> web.Response:
         return _fail(502, "worker_unavailable", f"the worker did not answer: {e}")
     finally:
         worker.pending -= 1
+        if status != 200:  # refused by the worker (bad offer, ...): it cost little, it does not count
+            pool.budget.give_back(request.remote or "")
     if status == 200:
         sid = json.loads(text).get("session_id")
         if sid:

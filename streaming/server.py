@@ -17,8 +17,10 @@ from engine.emotion import EmotionError
 
 from .config import ServerConfig, load_config, worker_count
 from .control import HARD_SIZE_FACTOR, ControlConnection, image_message_limit
-from .app_common import (CONFIG, COUNTERS, INPUT, MAX_OFFER_BYTES, PARTS, POOL, PUSHES, RECORDERS, SESSIONS,
-                         WorkerStartError, add_routes, fail as _fail, guard as _guard)
+from .admission import SessionBudget
+from .app_common import (BUDGET, CONFIG, COUNTERS, INPUT, MAX_OFFER_BYTES, PARTS, POOL, PUSHES, RECORDERS, SESSIONS,
+                         WorkerStartError, add_routes, fail as _fail, guard as _guard,
+                         over_session_budget)
 from .heap import freeze_startup_heap
 from .liveness import watch_peer
 from .metrics import metrics
@@ -68,6 +70,9 @@ async def offer(request: web.Request) -> web.Response:
     if len(sessions) >= config.max_sessions:
         app[COUNTERS]["rejected_full"] += 1
         return _fail(503, "server_full", f"all {config.max_sessions} sessions are in use; try again later")
+    if (limited := over_session_budget(app[BUDGET], request)) is not None:
+        app[COUNTERS]["rejected_rate"] += 1
+        return limited
     sid = secrets.token_urlsafe(18)
     cleanups = []  # run when the session closes, whatever closes it
     input_attached: list[bool] = []  # the server-side input was attached (on the first "connected")
@@ -81,6 +86,7 @@ async def offer(request: web.Request) -> web.Response:
         runner = SessionRunner(sid, app[PARTS], config, app[POOL], avatar=body.avatar or config.avatar,
                                emotion=body.emotion, on_closed=on_closed)
     except EmotionError as e:
+        app[BUDGET].give_back(request.remote or "")
         return _fail(400, "unknown_emotion", str(e))
     sessions[sid] = runner  # reserved before any await: admission cannot be raced
     stage = "engine"
@@ -111,6 +117,7 @@ async def offer(request: web.Request) -> web.Response:
         await pc.setLocalDescription(await pc.createAnswer())
     except Exception as e:
         sessions.pop(sid, None)
+        app[BUDGET].give_back(request.remote or "")
         await _close_failed(runner)
         if stage == "offer" and not isinstance(e, OSError):  # aiortc refused an offer check_offer let through
             log.warning("offer refused by aiortc: %s: %s", type(e).__name__, e)
@@ -239,7 +246,8 @@ def create_app(config: ServerConfig, parts: EngineParts | None = None,
     app[PARTS] = parts or real_parts(config.renderer, fps=config.fps)
     app[SESSIONS] = {}
     app[POOL] = ThreadPoolExecutor(config.render_threads, thread_name_prefix="emolive-render")
-    app[COUNTERS] = {"sessions_started": 0, "rejected_full": 0, "recordings": 0}
+    app[COUNTERS] = {"sessions_started": 0, "rejected_full": 0, "rejected_rate": 0, "recordings": 0}
+    app[BUDGET] = SessionBudget(config.client_session_rate_per_s, config.client_session_burst)
     app[PUSHES] = {}
     app[RECORDERS] = []
     add_routes(app, health=health, metrics=metrics, offer=offer, control=control_ws, push=push_ws,

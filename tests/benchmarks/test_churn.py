@@ -71,7 +71,8 @@ async def _still_reachable(closed: list[tuple[weakref.ref, weakref.ref]], deadli
 def test_sessions_opened_and_closed_leave_nothing_behind(parts, speech_wav):  # noqa: F811
     async def scenario():
         loop = asyncio.get_running_loop()
-        server = Server(parts)
+        # back to back, as fast as the machine allows: no per-client budget (tests/streaming/test_admission.py)
+        server = Server(parts, client_session_rate_per_s=None)
         async with server:
             await server.http.close()  # one connection per request: no keep-alive socket in the fd count
             server.http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True))
