@@ -20,28 +20,24 @@ import numpy as np
 
 from engine.clock import Clock, MonotonicClock
 from engine.frame_slot import FrameSlot
-from engine.profiling import Profiler, current_trace, percentiles, rss_bytes, thread_cpu_s
+from engine.profiling import Profiler, current_trace
 from engine.render_budget import AUTO, RenderBudget, choose_budget, fixed_budget, time_renders
 from engine.scheduler import AVScheduler
 from engine.session import Session, scheduler_config_for
-from engine.types import BLENDSHAPE_NAMES, FaceState
+from engine.types import FaceState
 
 from .config import ServerConfig
 from .encoders import install_tuned_encoder
+from .face_events import face_state_event
 from .heap import collect_closed_session
-from .instruments import PacketArrivals, decode_times, install_decode_timing, instrument_receiver, instrument_sender
 from .parts import EngineParts
+from .session_timing import SessionTiming
 from .tracks import AudioOutTrack, VideoOutTrack, sleep_until
 
 log = logging.getLogger(__name__)
 
 MAX_FEED_BACKLOG = 25  # chunks (0.5 s of 20 ms packets) queued for the model before input is shed
 DEFAULT_RENDER_BUDGET_S = 0.02  # auto mode, until open() has measured the renderer
-MAX_IN_FLIGHT = 400  # input chunks (8 s) waiting for the frame that shows them; beyond, the oldest go
-
-
-def _percentile(values, q: float) -> float | None:
-    return float(np.percentile(np.fromiter(values, float), q)) if values else None
 
 
 class SessionRunner:
@@ -62,11 +58,12 @@ class SessionRunner:
         # Stage timers (always on, bounded) and, when a trace ring is running, spans.
         self.profiler = Profiler(f"session {session_id[:6]}", self.scheduler.clock, window=2000,
                                  trace=current_trace())
-        self.created_at = self.scheduler.clock.now()  # in the /offer handler, just after the body is read
-        self.first_frame_at: float | None = None
+        self.slot = FrameSlot(capacity=3)
+        # Latency measurement (bounded windows) for stats and /metrics; its clock starts now, in the
+        # /offer handler just after the body is read.
+        self.timing = SessionTiming(self.scheduler, self.profiler, self.slot)
         self.emotion = parts.emotion_factory(emotion)  # may raise EmotionError: a bad request
         self.session = Session(self.scheduler, self._timed_model, self.emotion, idle=self.emotion.idle)
-        self.slot = FrameSlot(capacity=3)
         self.frame_put = asyncio.Event()  # set at each rendered frame: the sender may wait a little for one
         self.worker = ThreadPoolExecutor(1, thread_name_prefix=f"emolive-session-{session_id[:6]}")
         self.renderer = None
@@ -82,35 +79,12 @@ class SessionRunner:
         self._closer: asyncio.Task | None = None  # owns a close started from a callback
         self._feed_backlog = 0
         self._encoders: list = []  # tuned video encoders made for this session's sender (closed with it)
-        # Measurements (bounded windows) for stats and /metrics.
-        self.latency_ms: deque[float] = deque(maxlen=500)
-        self.render_ms: deque[float] = deque(maxlen=100)
         self._frame_s: deque[float] = deque(maxlen=25)  # face state + render of the last frames (s)
-        self.sent_times: deque[float] = deque(maxlen=200)
         self.counters = {"frames_rendered": 0, "frames_late": 0, "frames_sent": 0, "frames_dropped": 0,
                          "audio_chunks_in": 0, "audio_chunks_shed": 0, "errors": 0}
         self.last_state: FaceState | None = None
         self.failure: str | None = None
-        # Server-added latency: input chunks (timeline position, arrival, packet arrival) wait here for
-        # the departure of the frame that shows their first sample: the frame whose display interval
-        # [k, k + 1) x samples_per_frame contains it (frame k is on screen while those samples play).
-        self._in_flight: deque[tuple[int, float, float | None]] = deque(maxlen=MAX_IN_FLIGHT)
-        self.e2e_ms: deque[float] = deque(maxlen=2000)
-        self.e2e_packet_ms: deque[float] = deque(maxlen=2000)  # the same from the RTP packet's arrival
-        # where the sample sits in that frame's interval (ms from its start; negative: its own frame was
-        # skipped and a later one shows it): the floor of e2e is look-ahead - this + encode
-        self.e2e_offset_ms: deque[float] = deque(maxlen=2000)
-        self._inbound: tuple[float, float | None] | None = None  # (recv returned, packet arrived) of the frame
-        self._packets = PacketArrivals()
-        self._video_recv: tuple[int, int | None, float] | None = None  # (k, shown, t) of the frame being sent
-        self._video_encoded: tuple[int, int | None, float] | None = None
-        self.send_hooked = False  # departure = packets sent (hooked sender) rather than recv returning
-        self.stream_origin: dict[str, int | None] = {"audio": None, "video": None}  # first pts sent
-        self.audio_first_sent_at: float | None = None
-        self.audio_first_rtp_ts: int | None = None
         self._a2e_ms = 0.0
-        self._worker_tid: int | None = None
-        self.render_busy_s = 0.0  # render pool time spent on this session (its threads are shared)
         self.mark_frames = config.bench_marks  # bench: stamp each frame's timeline index into its pixels
         self.mark_audio = config.bench_marks  # bench: chirps at known frames (streaming/audio_marks.py)
 
@@ -119,7 +93,7 @@ class SessionRunner:
         """Build the renderer (slow: avatar loading, kernel warm-up) off the loop."""
         loop = asyncio.get_running_loop()
         self.renderer = await loop.run_in_executor(self.worker, self._parts.renderer_factory, self.avatar)
-        self._worker_tid = await loop.run_in_executor(self.worker, threading.get_native_id)
+        self.timing.worker_tid = await loop.run_in_executor(self.worker, threading.get_native_id)
         if self.render_budget.mode == AUTO:
             await self._measure_render_budget()
         else:
@@ -147,7 +121,7 @@ class SessionRunner:
 
     def start(self) -> None:
         self.scheduler.start()
-        self._instrument_peer()
+        self._prepare_peer()
         self.spawn(self._render_loop(), "render")
         self.spawn(self._stats_loop(), "stats")
 
@@ -219,16 +193,12 @@ class SessionRunner:
         if self._closing:
             return
         now = self.scheduler.clock.now()
-        inbound, self._inbound = self._inbound, None
-        if inbound is not None:
-            self.profiler.add("resample", inbound[0], now, "audio-in")
+        inbound = self.timing.take_inbound(now)
         self.counters["audio_chunks_in"] += 1
         placed = self.session.place(pcm)
         if placed is None or not placed.accepted:
             return
-        sched = self.scheduler
-        self.latency_ms.append(1000.0 * (placed.position - sched.timeline_now()) / sched.config.sample_rate)
-        self._in_flight.append((placed.position, now, inbound[1] if inbound is not None else None))
+        self.timing.input_placed(placed.position, now, inbound)
         if self._feed_backlog >= MAX_FEED_BACKLOG:
             # The model cannot keep up: shed this chunk (its voice still plays) and
             # restart the model on the next one, so its time stays on the timeline.
@@ -296,7 +266,7 @@ class SessionRunner:
 
             stamp(yuv, k)
         t2 = p.now()
-        self.render_busy_s += t2 - t0
+        self.timing.render_busy_s += t2 - t0
         args = {"frame": k} if k is not None and p.trace is not None else None
         p.add("render", t0, t1, "render", args)
         p.add("convert", t1, t2, "render", args)
@@ -317,7 +287,7 @@ class SessionRunner:
             yuv = await loop.run_in_executor(self._render_pool, self._draw, state, k)
             done = clock.now()
             self._frame_s.append(done - start)
-            self.render_ms.append(1000.0 * (done - t0))
+            self.timing.render_ms.append(1000.0 * (done - t0))
             self.counters["frames_rendered"] += 1
             if done > sched.video_deadline(k):  # the sender waits up to late_frame_grace_s, then repeats
                 self.counters["frames_late"] += 1
@@ -340,111 +310,21 @@ class SessionRunner:
 
     def on_video_sent(self, k: int, shown: int | None) -> None:
         """VideoOutTrack.recv hands frame k (showing rendered frame `shown`, None: blank) to the sender."""
-        now = self.scheduler.clock.now()
         self.counters["frames_sent"] += 1
-        self.sent_times.append(now)
-        if self.send_hooked:
-            self._video_recv = (k, shown, now)
-        else:
-            self._departed(shown, now)  # no sender hook: the frame leaves when recv returns it
+        self.timing.frame_sent(k, shown)
 
-    # -- departure and server-added latency -------------------------------------------------
-    def _departed(self, shown: int | None, t: float) -> None:
-        if self.first_frame_at is None:
-            self.first_frame_at = t
-        if shown is None:
-            return  # a blank frame shows no input
-        sched = self.scheduler
-        pos = sched.video_position(shown)
-        end = pos + sched.config.samples_per_video_frame
-        rate = sched.config.sample_rate
-        fl = self._in_flight
-        while fl and fl[0][0] < end:
-            first, arrived, packet = fl.popleft()
-            self.e2e_ms.append(1000.0 * (t - arrived))
-            self.e2e_offset_ms.append(1000.0 * (first - pos) / rate)
-            if packet is not None:
-                self.e2e_packet_ms.append(1000.0 * (t - packet))
-
-    def _instrument_peer(self) -> None:
-        """Hook aiortc's senders (encode, send) and the inbound audio receiver (packet arrival, decode)."""
-        pc, now = self.pc, self.scheduler.clock.now
+    def _prepare_peer(self) -> None:
+        """The tuned video encoder (config video_encoder), then the timing hooks on the senders and the
+        inbound audio receiver (streaming/session_timing.py): the sender's frame call is wrapped by the
+        encoder's chooser first, then by the timing hook around it."""
+        pc = self.pc
         if pc is None:
             return
-        for sender in pc.getSenders():
-            if sender.track is self.video_out:
-                if self.config.video_encoder == "tuned":
+        if self.config.video_encoder == "tuned":
+            for sender in pc.getSenders():
+                if sender.track is self.video_out:
                     install_tuned_encoder(sender, max_bitrate=self.config.video_max_bitrate, owned=self._encoders)
-                self.send_hooked = instrument_sender(sender, self._video_next, self._video_encoded_cb,
-                                                     self._encode_span("encode", "video-out"), now)
-            elif sender.track is self.audio_out:
-                instrument_sender(sender, lambda s=sender: self._audio_next(s), lambda enc: None,
-                                  self._encode_span("audio_encode", "audio-out"), now)
-        if not isinstance(self.scheduler.clock, MonotonicClock):
-            return  # decode times are stamped on time.monotonic
-        for receiver in pc.getReceivers():
-            track = receiver.track
-            if track is None or track.kind != "audio":
-                continue
-            install_decode_timing()
-            instrument_receiver(receiver, self._packets, now)
-            recv = track.recv
-
-            async def timed_recv(_recv=recv):
-                frame = await _recv()
-                self._on_inbound_frame(frame)
-                return frame
-            track.recv = timed_recv  # whoever consumes the track (the server's input switch) calls this
-
-    def _on_inbound_frame(self, frame) -> None:
-        now = self.scheduler.clock.now()
-        packet = self._packets.pop(getattr(frame, "pts", None))
-        dec = decode_times(frame)
-        if dec is not None:
-            self.profiler.add("decode", dec[0], dec[1], "audio-decode")
-            if packet is not None:
-                self.profiler.value("rx_buffer", 1000.0 * (dec[0] - packet))  # aiortc's audio jitter buffer
-        # consume_audio resamples and calls on_audio_in in the same loop step as this recv returns; a
-        # frame nobody feeds to the session (the server has another input) must not lend its times
-        # to that input's chunks, so the mark lives for this step only.
-        self._inbound = mark = (now, packet)
-        asyncio.get_running_loop().call_soon(self._forget_inbound, mark)
-
-    def _forget_inbound(self, mark) -> None:
-        if self._inbound is mark:
-            self._inbound = None
-
-    def _encode_span(self, stage: str, lane: str):
-        def record(t0: float, t1: float, frame) -> None:
-            args = {"pts": frame.pts} if self.profiler.trace is not None else None
-            self.profiler.add(stage, t0, t1, lane, args)
-        return record
-
-    def _video_next(self) -> None:
-        """The video sender asks for its next frame: the previous one's packets are all sent."""
-        done, self._video_encoded = self._video_encoded, None
-        if done is not None:
-            now = self.scheduler.clock.now()
-            self.profiler.add("send", done[2], now, "video-out")
-            self._departed(done[1], now)
-
-    def _video_encoded_cb(self, encoded) -> None:
-        if self._video_recv is not None:
-            k, shown, _ = self._video_recv
-            self._video_recv = None
-            self._video_encoded = (k, shown, self.scheduler.clock.now())
-            if self.stream_origin["video"] is None:
-                self.stream_origin["video"] = self.scheduler.video_pts(k)
-
-    def _audio_next(self, sender=None) -> None:
-        if self.stream_origin["audio"] is None:
-            # The first frame the audio sender takes starts at the read position (only it pulls audio).
-            self.stream_origin["audio"] = self.scheduler.read_pos
-        elif self.audio_first_sent_at is None:
-            self.audio_first_sent_at = self.scheduler.clock.now()  # the first audio frame's packets are out
-            # ... and the RTP timestamp they carried (aiortc keeps the last one sent): a receiver maps its
-            # packets to timeline samples exactly from it
-            self.audio_first_rtp_ts = getattr(sender, "_RTCRtpSender__rtp_timestamp", None)
+        self.timing.instrument(pc, self.video_out, self.audio_out)
 
     async def _stats_loop(self) -> None:
         while True:
@@ -458,32 +338,9 @@ class SessionRunner:
 
     # -- reports -------------------------------------------------------------
     def stats(self) -> dict[str, Any]:
-        now = self.scheduler.clock.now()
-        recent = [t for t in self.sent_times if now - t <= 1.0]
-        lag = self.slot.lag_frames
-        fps = self.scheduler.config.fps
-        e2e = percentiles(self.e2e_ms) or {}
-        cpu = thread_cpu_s(self._worker_tid) if self._worker_tid is not None else None
-        rss = rss_bytes()
+        """The measured figures (streaming/session_timing.py), then the pipeline's counters."""
         return {
-            # measured: input chunk at the server -> departure of the first frame showing it
-            "e2e_ms_p50": _round(e2e.get(50)), "e2e_ms_p95": _round(e2e.get(95)), "e2e_ms_p99": _round(e2e.get(99)),
-            "first_frame_ms": None if self.first_frame_at is None
-            else round(1000.0 * (self.first_frame_at - self.created_at), 1),
-            "session_cpu_s": None if cpu is None else round(cpu + self.render_busy_s, 3),
-            "process_rss_mb": None if rss is None else round(rss / 2**20, 1),
-            "stages": {name: {"p50_ms": w["p50_ms"], "p95_ms": w["p95_ms"], "p99_ms": w["p99_ms"]}
-                       for name, w in self.profiler.summary().items()},
-            "fps": len(recent),
-            "latency_ms_p50": _percentile(self.latency_ms, 50),
-            "latency_ms_p95": _percentile(self.latency_ms, 95),
-            "pipeline_latency_ms": round(1000 * self.scheduler.buffered_latency_s, 1),
-            "render_ms_p95": _percentile(self.render_ms, 95),
-            # the render lead the scheduler runs with (part of the voice delay) and how it was chosen
-            "render_budget_ms": round(1000.0 * self.scheduler.config.render_lead_s, 2),
-            "render_budget": self.render_budget.as_stats(),
-            "av_offset_ms": round(1000.0 * float(np.mean(lag)) / fps, 1) if lag else 0.0,
-            "frames_repeated": self.slot.repeats,
+            **self.timing.stats(self.render_budget),
             "vad": self.session.vad,
             **self.counters,
             **self.session.stats,
@@ -495,22 +352,35 @@ class SessionRunner:
                 "speaking": self.session.vad > 0.5, "emotion": self.emotion.describe(),
                 "connection": getattr(self.pc, "connectionState", None)}
 
-
     def reset_measurements(self) -> None:
         """Start the latency windows afresh (after a warm-up); counters go on."""
-        self.profiler.reset()
-        self.e2e_ms.clear()
-        self.e2e_packet_ms.clear()
-        self.e2e_offset_ms.clear()
-        self.latency_ms.clear()
-        self.render_ms.clear()
+        self.timing.reset()
 
+    # -- measured figures read by the profiler and the tests (kept by self.timing) ------------------
+    @property
+    def first_frame_at(self) -> float | None:
+        return self.timing.first_frame_at
 
-def _round(v: float | None, nd: int = 1) -> float | None:
-    return None if v is None else round(v, nd)
+    @property
+    def e2e_ms(self) -> deque[float]:
+        return self.timing.e2e_ms
 
+    @property
+    def e2e_packet_ms(self) -> deque[float]:
+        return self.timing.e2e_packet_ms
 
-def face_state_event(state: FaceState, k: int) -> dict[str, Any]:
-    return {"type": "face_state", "frame": k, "t": state.t,
-            "coeffs": {n: round(float(v), 4) for n, v in zip(BLENDSHAPE_NAMES, state.coeffs)},
-            "head": [round(float(v), 3) for v in state.head], "gaze": [round(float(v), 3) for v in state.gaze]}
+    @property
+    def e2e_offset_ms(self) -> deque[float]:
+        return self.timing.e2e_offset_ms
+
+    @property
+    def stream_origin(self) -> dict[str, int | None]:
+        return self.timing.stream_origin
+
+    @property
+    def audio_first_sent_at(self) -> float | None:
+        return self.timing.audio_first_sent_at
+
+    @property
+    def audio_first_rtp_ts(self) -> int | None:
+        return self.timing.audio_first_rtp_ts

@@ -144,7 +144,7 @@ def test_server_added_latency_is_input_arrival_to_the_departure_of_the_frame_sho
         runner.on_audio_in(np.zeros(960, np.float32))  # arrives at t; placed at position P (a frame start)
         clock.advance(0.020)
         runner.on_audio_in(np.zeros(960, np.float32))  # at t + 20 ms; placed at P + 960, mid-frame
-        first, second = runner._in_flight[0][0], runner._in_flight[1][0]
+        first, second = runner.timing.in_flight[0][0], runner.timing.in_flight[1][0]
         assert first % spf == 0 and second == first + 960
         shows = first // spf  # frame `shows` is on screen while samples [P, P + spf) play: it shows both
         clock.advance(0.080)
