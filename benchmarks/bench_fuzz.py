@@ -517,7 +517,7 @@ class Watch:
         self._task.cancel()
         await asyncio.gather(self._task, return_exceptions=True)
         alive = set(_tree(self.server.pid)) if self.server.returncode is None else set()
-        # The front and its workers as they were when serving began; a short-lived helper a process
+        # The front and its workers as they were when serving began; a short-lived child a process
         # spawns later (a library probing the system) is not a server process ending.
         gone = sorted(p for p in self.first_pids if p not in alive)
         return {"server_exited": self.server.returncode is not None, "processes_gone": gone,

@@ -89,7 +89,7 @@ def markdown(r: dict[str, Any]) -> str:
                   ", ".join(f"{k} {_f(v)}" for k, v in r.get("medians_over_runs", {}).items())]
     t = r.get("targets", {})
     if t:
-        lines += ["", "Targets (issue #5): " + "; ".join(f"{k}: {_f(v['value'])} -> {'met' if v['met'] else 'NOT met'}"
+        lines += ["", "Targets: " + "; ".join(f"{k}: {_f(v['value'])} -> {'met' if v['met'] else 'NOT met'}"
                                                        for k, v in t.items())]
     return "\n".join(lines) + "\n"
 

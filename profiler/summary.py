@@ -1,5 +1,5 @@
-"""Judging and combining bench results: a capacity step held or not, the median of several runs, issue #5's
-targets, and the result as written to the JSON (without the raw samples kept for the plots)."""
+"""Judging and combining bench results: a capacity step held or not, the median of several runs, the
+performance targets, and the result as written to the JSON (without the raw samples kept for the plots)."""
 from __future__ import annotations
 
 from typing import Any
@@ -40,7 +40,8 @@ def median_run(runs: list[dict]) -> dict:
 
 
 def targets(r: dict) -> dict[str, Any]:
-    """Issue #5's performance targets, and whether this run met them."""
+    """The performance targets (server-added latency p95 <= 120 ms, first frame <= 500 ms, 4 sessions at 25 fps),
+    and whether this run met them."""
     med = r.get("medians_over_runs") or {}  # several runs: judge the medians, not one run
     e2e95 = med.get("e2e_ms.p95", _dig(r, ("e2e_ms", "p95")))
     first = med.get("first_frame_ms", r.get("first_frame_ms"))

@@ -64,7 +64,8 @@ class EmotionSpace:
     sources: dict[str, str]  # emotion -> one line on where its direction comes from
     # Directions the reference-photo reader explains a photo with, where they differ from the render
     # directions: render levels are tuned on how the warp reads to FER-2013, the reader keeps the
-    # levels it was validated with (docs/design/emotion.md, round 8). None: the render directions.
+    # levels it was validated with (docs/design/emotion.md, Decisions: one set of directions for renderer
+    # and reader). None: the render directions.
     read_coeffs: np.ndarray | None = None
 
     @property

@@ -49,7 +49,7 @@ SEAL_RELEASE_JAW = 0.2  # speech jawOpen at which a photo's sealed lips are full
 GAIN_ASSET = Path(__file__).resolve().parents[1] / "assets" / "render_gain.json"
 
 # Action-unit shapes the fitted rig lacks, added to emotion-only columns (speech never drives
-# them: lip-sync is unchanged). Both were missing when re-detected (docs/design/emotion.md, round 3).
+# them: lip-sync is unchanged). Both were missing when re-detected (docs/design/emotion.md, "How the renderer shows emotion").
 # AU4: the corrugator pulls the brows down AND together; the rig's browDown mostly lowers them.
 # Each point it moves also moves towards the midline by this share of its (gained) vertical travel.
 KNIT_SHARE = 0.8

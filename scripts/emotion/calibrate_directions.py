@@ -30,13 +30,13 @@ prototype p with support S, engine/emotion/facs.py):
    by APEX / its apex (e.g. surprise's jawOpen 0.55 / 0.8). Was: the apex of the
    prototype (0.55-0.8); the rendered emotions were too faint to read
    (docs/design/emotion.md).
-5. anger's AU10 (round 4): RENDERED_AU10 below, added after the rescale.
-6. posed levels (round 5): the action units of each emotion's prototypes set to the levels in
+5. anger's AU10: RENDERED_AU10 below, added after the rescale.
+6. posed levels: the action units of each emotion's prototypes set to the levels in
    scripts/emotion/posed_levels.json, written by scripts/emotion/tune_directions.py (FER-2013 in the loop
    on a development split; both sides of a pair alike). `--posed-only` applies this step alone to the
    committed asset (steps 1-5 re-measure everything). The file's "reader" table lists levels the
-   reference-photo reader (engine/emotion/reference.py) keeps where the render levels moved on
-   (round 8): it fits photos against the directions it was validated with.
+   reference-photo reader (engine/emotion/reference.py) keeps where the render levels moved on:
+   it fits photos against the directions it was validated with.
 Contempt has no data here and is the prototype alone.
 """
 from __future__ import annotations
@@ -70,7 +70,7 @@ KEEP_PROTOTYPE_APEX = ("contempt",)
 # with an upper-lip-only raise is noseSneer (AU9+10 in engine/renderers/meshwarp.py), which also pushes the
 # lower lids up by SNEER_LID of its value: eyeSquint is lowered by as much, keeping the calibrated eye
 # aperture. Level D (0.8) was picked on a development split with the FER-2013 classifier in the loop
-# (0.4 / 0.6 / 0.8 / 1.0 tried; docs/design/emotion.md, round 4), checked on the held-out neutral set.
+# (0.4 / 0.6 / 0.8 / 1.0 tried; docs/design/emotion.md, Decisions), checked on the held-out neutral set.
 RENDERED_AU10 = {"angry": 0.8}
 POSED = Path(__file__).resolve().parent / "posed_levels.json"
 CREMAD = {"angry": "ANG", "disgusted": "DIS", "fear": "FEA", "happy": "HAP", "sad": "SAD"}

