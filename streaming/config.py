@@ -48,7 +48,6 @@ class ServerConfig(BaseModel):
     ws_max_message_bytes: int = Field(16_384, ge=256)
     ws_rate_per_s: float = Field(20.0, gt=0)  # control messages per second, with a burst of ws_burst
     ws_burst: int = Field(40, ge=1)
-    face_state_queue: int = Field(50, ge=1)  # per-subscriber bound; the oldest states go first
     stats_interval_s: float = Field(1.0, gt=0)
     session_idle_timeout_s: float = Field(30.0, gt=0)  # no ICE connection by then: the session is closed
     # A connected peer from which nothing (media, RTCP, STUN) has arrived for this long is gone: its session

@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import secrets
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -359,7 +360,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             run(config)
     except (OSError, ValueError, EngineUnavailable, InputUnavailable, WorkerStartError) as e:  # bad settings, ...
-        print(f"emolive serve: {e}")
+        print(f"emolive serve: {e}", file=sys.stderr)  # one line, on stderr like every other command
         return 2
     return 0
 

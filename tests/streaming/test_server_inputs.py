@@ -200,10 +200,10 @@ def test_no_input_device_is_one_clear_line_and_exit_2(capsys):
     with pytest.raises(InputUnavailable, match="no audio input device"):
         build_input(ServerConfig(mic=True))
     assert main(["--mic", "--port", "0"]) == 2
-    err = capsys.readouterr().out.strip().splitlines()
+    err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("emolive serve: --mic: no audio input device")
     assert main(["--audio", "/nonexistent/voice.wav"]) == 2
-    assert "audio file not found" in capsys.readouterr().out
+    assert "audio file not found" in capsys.readouterr().err
 
 
 class FakeStream:
