@@ -12,6 +12,8 @@ import base64
 import binascii
 import json
 import logging
+import os
+import threading
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 
@@ -30,7 +32,24 @@ log = logging.getLogger(__name__)
 OUTBOX_LIMIT = 200  # events waiting for a slow client; beyond it the oldest go
 HARD_SIZE_FACTOR = 4  # beyond this multiple of the size limit, aiohttp closes with 1009
 LARGE_RATE_PER_S = 1.0  # large (image) messages per second, burst 2: parsing megabytes is not free
-PROMPT_READER = ThreadPoolExecutor(1, thread_name_prefix="emolive-prompt")  # text prompts, every session's
+BACKGROUND_NICE = 10  # added to the niceness of the threads that read prompts and photos
+
+
+def _below_media() -> None:
+    """Run this thread below the media threads: when the cores are short, frames are rendered and sent first
+    and a prompt or a photo is read a little later. Linux keeps a niceness per thread; raising it needs no
+    privilege. Elsewhere the thread keeps the normal priority."""
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + BACKGROUND_NICE))
+    except (AttributeError, OSError):
+        pass
+
+
+# One thread each for every session's text prompts and reference photos: a burst of them queues here
+# instead of filling the default executor, and runs below the media.
+PROMPT_READER = ThreadPoolExecutor(1, thread_name_prefix="emolive-prompt", initializer=_below_media)
+IMAGE_READER = ThreadPoolExecutor(1, thread_name_prefix="emolive-image", initializer=_below_media)
 
 
 def image_message_limit(config: ServerConfig) -> int:
@@ -223,10 +242,10 @@ class ControlConnection:
                 r.scheduler.clear_input()
                 await r.run_in_session(r.session.forget_speech)
             elif msg.type in ("reference_image", "set_emotion_image"):
-                # Reading the face takes ~300 ms of CPU: the default executor, not the session worker,
+                # Reading the face takes ~300 ms of CPU: the image thread, not the session worker,
                 # so face states keep flowing; only the cheap controller update is ordered with them.
                 target = await asyncio.get_running_loop().run_in_executor(
-                    None, _reference_target, msg.image, self.config.ws_max_image_bytes)
+                    IMAGE_READER, _reference_target, msg.image, self.config.ws_max_image_bytes)
                 await r.run_in_session(emo.controller.set, target, None, msg.transition_ms)
         except EmotionError as e:
             code = {"prompt": ErrorCode.bad_prompt, "reference_image": ErrorCode.bad_image,
