@@ -492,6 +492,10 @@ class Watch:
         self.health_polls = 0
         self.worker_pids: dict[int, set[int]] = {}
         self.sessions_max = 0
+        # The witness's frames as the server counts them sending (/metrics), beside what its receiver got:
+        # on one machine the receiver shares the cores with the attacker and may fall behind on its own.
+        self.witness: str | None = None
+        self.witness_sent: list[tuple[float, int]] = []
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def _run(self) -> None:
@@ -511,7 +515,23 @@ class Watch:
                 self.sessions_max = max(self.sessions_max, h.get("sessions", 0))
             except Exception:  # noqa: BLE001 - counted: /health did not answer
                 self.health_failures += 1
+            if self.witness:
+                await self._witness_sent()
             await asyncio.sleep(0.5)
+
+    async def _witness_sent(self) -> None:
+        import aiohttp
+
+        name, label = "emolive_session_frames_sent{", f'session="{self.witness[:8]}"'  # the front adds worker=
+        try:
+            async with self.http.get(self.url + "/metrics", timeout=aiohttp.ClientTimeout(total=5)) as r:
+                text = await r.text()
+        except Exception:  # noqa: BLE001 - a missed sample; /health failures are what count
+            return
+        for line in text.splitlines():
+            if line.startswith(name) and label in line:
+                self.witness_sent.append((time.monotonic(), int(float(line.rsplit(" ", 1)[1]))))
+                return
 
     async def stop(self) -> dict:
         self._task.cancel()
@@ -598,6 +618,19 @@ async def base_offers() -> dict[str, str]:
         out[name] = pc.localDescription.sdp
         await pc.close()
     return out
+
+
+def sent_stats(samples: list[tuple[float, int]], t0: float, t1: float) -> dict:
+    """The server's frames_sent counter sampled (time, count): fps over each span of about a second."""
+    inside = [s for s in samples if t0 <= s[0] <= t1]
+    rates, i = [], 0
+    for j in range(1, len(inside)):
+        if inside[j][0] - inside[i][0] >= 0.95:
+            rates.append((inside[j][1] - inside[i][1]) / (inside[j][0] - inside[i][0]))
+            i = j
+    return {"samples": len(inside), "fps_per_span": [round(r, 1) for r in rates],
+            "fps_min": round(min(rates), 1) if rates else None,
+            "fps_median": round(statistics.median(rates), 1) if rates else None}
 
 
 def witness_stats(video: list, t0: float, t1: float) -> dict:
@@ -1054,7 +1087,7 @@ async def campaign(args, audio: str, workdir: Path) -> dict:
                     raise BenchError(f"the peers ended before streaming (exit {await peers.wait()})")
                 word, _, rest = line.partition(" ")
                 if word == "WITNESS":
-                    witness_sid = rest
+                    witness_sid = watch.witness = rest
                 elif word == "TARGET":
                     sids.append(rest)
                 elif word == "READY":
@@ -1111,6 +1144,8 @@ async def campaign(args, audio: str, workdir: Path) -> dict:
         "sessions_alive": alive, "sessions_disturbed": sum(not a for a in alive.values()),
         "witness": witness_stats([tuple(v) for v in seen["witness"]["video"]], t0, t1),
         "witness_baseline": witness_stats([tuple(v) for v in seen["witness"]["video"]], tb, t0),
+        "witness_sent": sent_stats(watch.witness_sent, t0, t1),
+        "witness_sent_baseline": sent_stats(watch.witness_sent, tb, t0),
         "targets": [witness_stats([tuple(v) for v in t["video"]], t0, t1) for t in seen["targets"]],
         "rss_mb": {"before": rss_before, "after": rss_after,
                    "before_total": round(sum(rss_before.values()), 1), "after_total": round(sum(rss_after.values()), 1)},
@@ -1150,6 +1185,9 @@ def summary(r: dict) -> str:
             f"{w['fps_median']}, mean {w['fps_mean']}, longest gap {w['gap_max_ms']} ms (before the campaign, "
             f"{r['witness_baseline']['seconds']} s: min {r['witness_baseline']['fps_min']} median "
             f"{r['witness_baseline']['fps_median']}, longest gap {r['witness_baseline']['gap_max_ms']} ms)\n"
+            f"witness as the server sent it: fps per second min {r['witness_sent']['fps_min']} median "
+            f"{r['witness_sent']['fps_median']} (before the campaign: min {r['witness_sent_baseline']['fps_min']} "
+            f"median {r['witness_sent_baseline']['fps_median']})\n"
             f"RSS (MB) before {r['rss_mb']['before']} = {r['rss_mb']['before_total']}, after {r['rss_mb']['after']} = "
             f"{r['rss_mb']['after_total']}; load average before {lb[0]:.2f} {lb[1]:.2f} {lb[2]:.2f}, after "
             f"{la[0]:.2f} {la[1]:.2f} {la[2]:.2f}; server CPU {r['server_cpu_pct']} % of one core over the campaign "
