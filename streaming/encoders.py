@@ -187,3 +187,30 @@ def install_tuned_encoder(sender: Any, max_bitrate: int = MAX_BITRATE, owned: li
 
     sender._next_encoded_frame = choosing
     return True
+
+
+def warm_up_encoders(frames: list, sample_rate: int = 48_000, video: Callable[[], Any] = TunedVp8Encoder,
+                     audio: Callable[[], Any] | None = None, audio_frames: int = 5) -> None:
+    """Encode `frames` (I420 arrays, e.g. streaming/parts.py's warm_up_engine) with a fresh tuned video
+    encoder and a few 20 ms frames of silence with aiortc's Opus encoder, then close them: the process's
+    first libvpx encoder took ~100 ms longer to encode its first frame than later ones (the codec library's
+    one-time set-up), paid inside the first session's stream otherwise."""
+    import numpy as np
+
+    if audio is None:
+        from aiortc.codecs.opus import OpusEncoder as audio
+    encoder = video()
+    try:
+        for i, yuv in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(yuv, format="yuv420p")
+            frame.pts, frame.time_base = i * 3600, fractions.Fraction(1, 90_000)
+            encoder.encode(frame, i == 0)
+    finally:
+        if hasattr(encoder, "close"):
+            encoder.close()
+    opus = audio()
+    n = sample_rate // 50
+    for i in range(audio_frames):
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, n), np.int16), format="s16", layout="mono")
+        frame.sample_rate, frame.pts, frame.time_base = sample_rate, i * n, fractions.Fraction(1, sample_rate)
+        opus.encode(frame)

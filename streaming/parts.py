@@ -135,3 +135,36 @@ def real_parts(renderer: str = "meshwarp", model_factory: Callable[[], SpeechMod
     except Exception as e:  # a missing weight file, a broken install: tell the operator at start
         raise EngineUnavailable(f"cannot create the audio-to-expression model: {e}") from e
     return EngineParts(model_factory, default_emotion_factory, renderer_factory_for(renderer), latency)
+
+
+def warm_up_engine(parts: EngineParts, avatar: str | None = None, sample_rate: int = 48_000,
+                   seconds: float = 1.0, renders: int = 6) -> list[Any]:
+    """Run the engine once the way a session does, so that the process's first session does not pay for
+    first calls (the warp kernel's paths, ONNX Runtime's first runs, the emotion and idle layers, the I420
+    conversion) while it streams: a model on `seconds` of silence then as much of a voiced sound, the face
+    states it gives through a fresh emotion control, `renders` of them (the neutral face first) rendered
+    with the avatar's renderer and converted as the runner does. Returns the I420 frames (for the encoders'
+    warm-up, streaming/encoders.py)."""
+    import cv2
+    import numpy as np
+
+    chunk = sample_rate // 50  # 20 ms, as the inbound audio arrives
+    t = np.arange(int(seconds * sample_rate)) / sample_rate
+    # a voiced sound: harmonics of a gliding pitch, its loudness moving at a syllable rate
+    pitch = 2 * np.pi * np.cumsum(140.0 + 30.0 * np.sin(2 * np.pi * 0.7 * t)) / sample_rate
+    voice = sum(np.sin(h * pitch) / h for h in range(1, 6)) * (0.2 + 0.15 * np.sin(2 * np.pi * 4.0 * t))
+    pcm = np.concatenate([np.zeros(len(t)), voice]).astype(np.float32)
+    model = parts.model_factory()
+    emotion = parts.emotion_factory(None)
+    frames = []
+    for i in range(0, len(pcm), chunk):
+        frames += model.push(pcm[i:i + chunk], sample_rate)
+    states = [(emotion.apply(emotion.idle(f.state, f.vad), f.vad), f.vad) for f in frames]
+    pool = [s for s, vad in states if vad > 0.5] or [s for s, _ in states] or [FaceState.neutral()]
+    picks = [FaceState.neutral()] + [pool[i * len(pool) // (renders - 1)] for i in range(renders - 1)]
+    renderer = parts.renderer_factory(avatar)
+    try:
+        return [cv2.cvtColor(np.ascontiguousarray(renderer.render(s)), cv2.COLOR_RGB2YUV_I420) for s in picks]
+    finally:
+        if hasattr(renderer, "close"):
+            renderer.close()
