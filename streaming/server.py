@@ -11,25 +11,19 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from aiohttp import web
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-
-from engine.emotion import EmotionError
 
 from .config import ServerConfig, load_config, worker_count
 from .control import HARD_SIZE_FACTOR, ControlConnection, image_message_limit
 from .admission import SessionBudget
 from .app_common import (BUDGET, CONFIG, COUNTERS, INPUT, MAX_OFFER_BYTES, PARTS, POOL, PUSHES, RECORDERS, SESSIONS,
-                         WorkerStartError, add_routes, fail as _fail, guard as _guard,
-                         over_session_budget)
+                         WorkerStartError, add_routes, fail as _fail, guard as _guard)
 from .heap import freeze_startup_heap
-from .liveness import watch_peer
 from .metrics import metrics
 from .parts import EngineParts, EngineUnavailable, UnsupportedRequest, real_parts
 from .push import HARD_FRAME_BYTES, PushConnection, PushFeed
-from .runner import SessionRunner
-from .sdp_check import BadOffer, check_offer
-from .session_io import attach_browser_audio, build_input, start_recording
+from .session_io import build_input
+from .session_open import open_session
 from .sources import InputUnavailable, ServerInput
 
 log = logging.getLogger("emolive.server")
@@ -52,8 +46,6 @@ async def health(request: web.Request) -> web.Response:
 
 
 async def offer(request: web.Request) -> web.Response:
-    app = request.app
-    config, sessions = app[CONFIG], app[SESSIONS]
     if (denied := _guard(request)) is not None:
         return denied
     if request.content_length is not None and request.content_length > MAX_OFFER_BYTES:
@@ -64,97 +56,10 @@ async def offer(request: web.Request) -> web.Response:
         return _fail(413, "too_large", f"offer over {MAX_OFFER_BYTES} bytes")
     except (ValueError, RecursionError, ValidationError) as e:
         return _fail(400, "bad_offer", f"expected JSON {{sdp, type: 'offer', avatar?, emotion?}}: {e}".strip()[:300])
-    try:
-        check_offer(body.sdp)  # before anything is allocated: aiortc fails half-way on offers it cannot use
-    except BadOffer as e:
-        return _fail(400, "bad_offer", str(e))
-    if len(sessions) >= config.max_sessions:
-        app[COUNTERS]["rejected_full"] += 1
-        return _fail(503, "server_full", f"all {config.max_sessions} sessions are in use; try again later")
-    if (limited := over_session_budget(app[BUDGET], request)) is not None:
-        app[COUNTERS]["rejected_rate"] += 1
-        return limited
-    sid = secrets.token_urlsafe(18)
-    cleanups = []  # run when the session closes, whatever closes it
-    input_attached: list[bool] = []  # the server-side input was attached (on the first "connected")
-
-    def on_closed(r: SessionRunner) -> None:
-        sessions.pop(r.id, None)
-        for fn in cleanups:
-            fn()
-
-    try:
-        runner = SessionRunner(sid, app[PARTS], config, app[POOL], avatar=body.avatar or config.avatar,
-                               emotion=body.emotion, on_closed=on_closed)
-    except EmotionError as e:
-        app[BUDGET].give_back(request.remote or "")
-        return _fail(400, "unknown_emotion", str(e))
-    sessions[sid] = runner  # reserved before any await: admission cannot be raced
-    stage = "engine"
-    try:
-        await runner.open()
-        stage = "offer"
-        pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-        runner.pc = pc
-
-        @pc.on("track")
-        def _on_track(track):
-            if track.kind == "audio":
-                attach_browser_audio(app, runner, track)
-
-        @pc.on("connectionstatechange")
-        async def _on_state():
-            if pc.connectionState == "connected" and not input_attached and not runner.closed.is_set():
-                # A server-side input starts when the viewer can see it, not while ICE is connecting.
-                input_attached.append(True)
-                if (detach := app[INPUT].attach(runner)) is not None:
-                    cleanups.append(detach)
-            elif pc.connectionState in ("failed", "closed"):
-                await runner.close(f"peer connection {pc.connectionState}")
-
-        await pc.setRemoteDescription(RTCSessionDescription(sdp=body.sdp, type="offer"))
-        pc.addTrack(runner.audio_out)
-        pc.addTrack(runner.video_out)
-        await pc.setLocalDescription(await pc.createAnswer())
-    except Exception as e:
-        sessions.pop(sid, None)
-        app[BUDGET].give_back(request.remote or "")
-        await _close_failed(runner)
-        if stage == "offer" and not isinstance(e, OSError):  # aiortc refused an offer check_offer let through
-            log.warning("offer refused by aiortc: %s: %s", type(e).__name__, e)
-            return _fail(400, "bad_offer", f"cannot use the offer: {type(e).__name__}: {e}".strip()[:300])
-        if isinstance(e, (ValueError, OSError)) and not isinstance(e, EngineUnavailable):
-            return _fail(400, "bad_request", f"cannot start the session: {e}")
-        log.exception("session setup failed")
-        return _fail(500, "engine_error", f"cannot start the session: {e}")
-    if config.record is not None:
-        start_recording(app, runner, cleanups)
-    runner.start()
-    runner.spawn(_connect_watchdog(runner, config.session_idle_timeout_s), "watchdog")
-    runner.spawn(watch_peer(runner, config.peer_timeout_s), "liveness")
-    app[COUNTERS]["sessions_started"] += 1
-    return web.json_response({"sdp": pc.localDescription.sdp, "type": pc.localDescription.type, "session_id": sid})
-
-
-async def _close_failed(runner: SessionRunner) -> None:
-    """Close a session whose setup failed, even when aiortc cannot close its half-set-up peer connection
-    (the session's worker thread and renderer must not be left behind)."""
-    pc, runner.pc = runner.pc, None
-    try:
-        await runner.close("setup failed")
-    finally:
-        if pc is not None:
-            try:
-                await pc.close()
-            except Exception as e:  # noqa: BLE001 - aiortc's close dereferences transports it never made
-                log.warning("the failed offer's peer connection did not close cleanly: %s: %s", type(e).__name__, e)
-
-
-async def _connect_watchdog(runner: SessionRunner, timeout: float) -> None:
-    """A session whose peer never connects is closed, so abandoned offers do not hold a slot."""
-    await asyncio.sleep(timeout)
-    if runner.pc is None or runner.pc.connectionState != "connected":
-        await runner.close("peer never connected")  # close() spares its calling task
+    opened = await open_session(request, body.sdp, avatar=body.avatar, emotion=body.emotion)
+    if isinstance(opened, web.Response):
+        return opened
+    return web.json_response({"sdp": opened.answer_sdp, "type": "answer", "session_id": opened.runner.id})
 
 
 async def control_ws(request: web.Request) -> web.StreamResponse:
