@@ -45,6 +45,7 @@ class ServerConfig(BaseModel):
     # (streaming/admission.py); null: no limit. Offers refused for what they are do not count.
     client_session_rate_per_s: float | None = Field(1.0, gt=0)
     client_session_burst: int = Field(8, ge=1)
+    whep_max_viewers: int = Field(4, ge=1)  # WHEP viewers of one WHIP session (each has its own encoder)
     ws_max_message_bytes: int = Field(16_384, ge=256)
     ws_rate_per_s: float = Field(20.0, gt=0)  # control messages per second, with a burst of ws_burst
     ws_burst: int = Field(40, ge=1)

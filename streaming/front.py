@@ -30,6 +30,7 @@ from .app_common import fail as _fail
 from .app_common import guard as _guard
 from .app_common import over_session_budget
 from .admission import SessionBudget
+from .whip import RETRY_AFTER_S
 
 log = logging.getLogger("emolive.front")
 POOL = web.AppKey("workers", object)
@@ -209,43 +210,69 @@ async def health(request: web.Request) -> web.Response:
 
 
 async def offer(request: web.Request) -> web.Response:
-    pool: WorkerPool = request.app[POOL]
     if (denied := _guard(request)) is not None:
         return denied
+    body = await read_body(request)
+    if isinstance(body, web.Response):
+        return body
+    return await admit(request, body, 200, lambda resp: json.loads(resp.text).get("session_id"))
+
+
+# Headers the client sends that the worker needs, and those of the worker's answer that the client needs.
+TO_WORKER = ("Authorization", "Content-Type", "If-Match")  # origin and token are checked here first
+TO_CLIENT = ("Content-Type", "Location", "ETag", "Link", "Retry-After", "Accept-Post", "Accept-Patch")
+
+
+async def read_body(request: web.Request) -> bytes | web.Response:
     if request.content_length is not None and request.content_length > MAX_OFFER_BYTES:
         return _fail(413, "too_large", f"offer over {MAX_OFFER_BYTES} bytes")
     try:
-        body = await request.read()
+        return await request.read()
     except web.HTTPRequestEntityTooLarge:  # a body without a Content-Length, over the app's limit
         return _fail(413, "too_large", f"offer over {MAX_OFFER_BYTES} bytes")
+
+
+async def forward(worker: Worker, request: web.Request, body: bytes) -> web.Response:
+    """The request as it came (method, path, body, the headers the worker needs) and the worker's answer."""
+    headers = {k: request.headers[k] for k in TO_WORKER if k in request.headers}
+    async with worker.http.request(request.method, worker.url(request.rel_url.path_qs), data=body,
+                                   headers=headers) as r:
+        data = await r.read()
+        return web.Response(status=r.status, body=data, headers={k: r.headers[k] for k in TO_CLIENT if k in r.headers})
+
+
+async def admit(request: web.Request, body: bytes, created: int, session_of) -> web.Response:
+    """An offer that opens a session (POST /offer, POST /whip): admitted here against max_sessions and the
+    client's session budget, forwarded to the least loaded worker; `created` is the worker's status for a
+    session opened, `session_of(response)` its id."""
+    pool: WorkerPool = request.app[POOL]
     if pool.sessions() >= pool.config.max_sessions:
         pool.counters["rejected_full"] += 1
-        return _fail(503, "server_full", f"all {pool.config.max_sessions} sessions are in use; try again later")
+        return _fail(503, "server_full", f"all {pool.config.max_sessions} sessions are in use; try again later",
+                     headers={"Retry-After": RETRY_AFTER_S})
     worker = pool.pick()
     if worker is None:
-        return _fail(503, "no_worker", "no worker process is running; see the server log")
+        return _fail(503, "no_worker", "no worker process is running; see the server log",
+                     headers={"Retry-After": RETRY_AFTER_S})
     if (limited := over_session_budget(pool.budget, request)) is not None:
         pool.counters["rejected_rate"] += 1
         return limited
     worker.pending += 1  # held before any await: admission cannot be raced
     status = 502
     try:
-        async with worker.http.post(worker.url(request.rel_url.path_qs), data=body, headers=_forward_headers(request)) as r:
-            text = await r.text()
-            status = r.status
+        resp = await forward(worker, request, body)
+        status = resp.status
     except (aiohttp.ClientError, OSError) as e:
         return _fail(502, "worker_unavailable", f"the worker did not answer: {e}")
     finally:
         worker.pending -= 1
-        if status != 200:  # refused by the worker (bad offer, ...): it cost little, it does not count
+        if status != created:  # refused by the worker (bad offer, ...): it cost little, it does not count
             pool.budget.give_back(request.remote or "")
-    if status == 200:
-        sid = json.loads(text).get("session_id")
-        if sid:
-            pool.routes[sid] = worker
-            worker.adopt(sid)
-            pool.counters["sessions_started"] += 1
-    return web.Response(text=text, status=status, content_type="application/json")
+    if status == created and (sid := session_of(resp)):
+        pool.routes[sid] = worker
+        worker.adopt(sid)
+        pool.counters["sessions_started"] += 1
+    return resp
 
 
 def _route(request: web.Request, sid: str):
@@ -368,6 +395,9 @@ def create_front(config: ServerConfig, workers: int) -> web.Application:
     app[POOL] = WorkerPool(config, workers)
     add_routes(app, health=health, metrics=metrics, offer=offer, control=relay_ws, push=relay_ws,
                close=close_session)
+    from . import front_whip  # imports the session machinery; the front needs it only for its routes
+
+    front_whip.setup(app)
     app.on_startup.append(_start)
     app.on_cleanup.append(_stop)
     return app

@@ -24,12 +24,14 @@ class BadOffer(ValueError):
     """The offer cannot start a session; the message says why (for a 400 bad_offer)."""
 
 
-def check_offer(text: str) -> None:
+def check_offer(text: str, purpose: str = "session") -> None:
     """BadOffer unless `text` is an SDP offer the server can answer: it parses; 1..MAX_MEDIA m-lines of
     audio, video or one data channel, each with a unique mid, ICE credentials, well-formed DTLS
     fingerprints and a setup role; audio and video with rtcp-mux, a direction and a codec the
-    server has; an audio m-line and a video m-line the server can send to; BUNDLE naming only
-    those mids."""
+    server has; BUNDLE naming only those mids. What the media must be depends on `purpose`:
+    "session" (the browser client: an audio m-line, and a video m-line the server can send to),
+    "ingest" (WHIP: an audio m-line the client sends on) or "playback" (WHEP: audio or video the
+    server can send to)."""
     try:
         desc = aiortc_sdp.SessionDescription.parse(text)
     except Exception as e:  # noqa: BLE001 - aiortc's parser raises anything from asserts to KeyError
@@ -40,7 +42,7 @@ def check_offer(text: str) -> None:
     if len(desc.media) > MAX_MEDIA:
         raise BadOffer(f"the offer has {len(desc.media)} m-lines; at most {MAX_MEDIA}")
     mids: list[str] = []
-    receives_video = has_audio = False
+    receives_video = receives_audio = sends_audio = has_audio = False
     data_channels = 0
     for i, m in enumerate(desc.media, 1):
         where = f"m-line {i} ({str(m.kind)[:20]})"
@@ -82,11 +84,20 @@ def check_offer(text: str) -> None:
             raise BadOffer(f"{where}: no codec in common with the server ({have})")
         if m.kind == "video" and m.direction in ("recvonly", "sendrecv"):
             receives_video = True
+        receives_audio = receives_audio or (m.kind == "audio" and m.direction in ("recvonly", "sendrecv"))
+        sends_audio = sends_audio or (m.kind == "audio" and m.direction in ("sendonly", "sendrecv"))
         has_audio = has_audio or m.kind == "audio"
-    if not receives_video:
-        raise BadOffer("the offer receives no video: it needs a video m-line with a=recvonly or a=sendrecv")
-    if not has_audio:  # the session's voice track goes out on it (a=recvonly when the client sends no voice)
-        raise BadOffer("the offer has no audio m-line (a=recvonly if the client sends no voice)")
+    if purpose == "ingest":
+        if not sends_audio:
+            raise BadOffer("the offer sends no voice: WHIP needs an audio m-line with a=sendonly or a=sendrecv")
+    elif purpose == "playback":
+        if not (receives_video or receives_audio):
+            raise BadOffer("the offer receives nothing: WHEP needs a=recvonly audio or video m-lines")
+    else:
+        if not receives_video:
+            raise BadOffer("the offer receives no video: it needs a video m-line with a=recvonly or a=sendrecv")
+        if not has_audio:  # the session's voice track goes out on it (a=recvonly when the client sends no voice)
+            raise BadOffer("the offer has no audio m-line (a=recvonly if the client sends no voice)")
     for group in desc.group:
         if group.semantic == "BUNDLE":
             for item in group.items:

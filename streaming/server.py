@@ -25,6 +25,7 @@ from .push import HARD_FRAME_BYTES, PushConnection, PushFeed
 from .session_io import build_input
 from .session_open import open_session
 from .sources import InputUnavailable, ServerInput
+from . import whip
 
 log = logging.getLogger("emolive.server")
 
@@ -120,6 +121,7 @@ async def close_session(request: web.Request) -> web.Response:
 async def _shutdown(app: web.Application) -> None:
     await asyncio.gather(*(r.close("server shutdown") for r in list(app[SESSIONS].values())),
                          return_exceptions=True)
+    await whip.shutdown(app)
     await app[INPUT].stop()
     loop = asyncio.get_running_loop()
     for rec in app[RECORDERS]:  # every recording is finalised (moov written) before the process ends
@@ -158,6 +160,7 @@ def create_app(config: ServerConfig, parts: EngineParts | None = None,
     app[RECORDERS] = []
     add_routes(app, health=health, metrics=metrics, offer=offer, control=control_ws, push=push_ws,
                close=close_session)
+    whip.setup(app)
     app.on_startup.append(_start_input)
     app.on_shutdown.append(_shutdown)
     return app

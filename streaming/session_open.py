@@ -37,7 +37,7 @@ async def open_session(request: web.Request, sdp: str, *, avatar: str | None = N
     app = request.app
     config, sessions = app[CONFIG], app[SESSIONS]
     try:
-        check_offer(sdp)  # before anything is allocated: aiortc fails half-way on offers it cannot use
+        check_offer(sdp, "session" if send_media else "ingest")  # before anything is allocated: aiortc fails half-way on offers it cannot use
     except BadOffer as e:
         return fail(400, "bad_offer", str(e))
     if len(sessions) >= config.max_sessions:

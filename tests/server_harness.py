@@ -10,6 +10,7 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.contrib.media import MediaPlayer
 
 from streaming.config import ServerConfig
+from streaming.front import create_front
 from streaming.server import SESSIONS, create_app
 
 
@@ -161,3 +162,23 @@ def wait_for(predicate, timeout=30.0, step=0.2):
     from profiler.browser import wait_until
 
     return wait_until(predicate, timeout, step, lambda: AssertionError("condition not met in time"))
+
+
+# -- the front with real worker processes (serve --workers N) --
+TOKEN = "front-test-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+class Front(Server):
+    """The front with real worker processes (each loads the real engine) instead of the in-process app."""
+
+    def __init__(self, workers=2, **settings):
+        super().__init__(None, token=TOKEN, **settings)
+        self.workers = workers
+
+    def make_app(self):
+        return create_front(self.config, self.workers)
+
+    async def get(self, path):
+        async with self.http.get(self.url + path) as r:
+            return r.status, await r.text()

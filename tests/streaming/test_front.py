@@ -10,29 +10,10 @@ import aiohttp
 import pytest
 
 from streaming.config import ServerConfig, worker_count
-from streaming.front import POOL, create_front
-from server_harness import Server, connect
+from server_harness import AUTH, Front, connect
+from streaming.front import POOL
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
-TOKEN = "front-test-token"
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
-
-
-class Front(Server):
-    """The front with real worker processes (each loads the real engine) instead of the in-process app."""
-
-    def __init__(self, workers=2, **settings):
-        super().__init__(None, token=TOKEN, **settings)
-        self.workers = workers
-
-    def make_app(self):
-        return create_front(self.config, self.workers)
-
-    async def get(self, path):
-        async with self.http.get(self.url + path) as r:
-            return r.status, await r.text()
-
-
 async def frames(track, n, timeout=20.0):
     for _ in range(n):
         await asyncio.wait_for(track.recv(), timeout)

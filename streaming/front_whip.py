@@ -1,0 +1,40 @@
+"""The front's side of WHIP and WHEP: a WHIP offer is admitted like any offer (sessions, the client's budget)
+and forwarded to a worker; a session's resources (/whip/ID, /whep/ID, /whep/ID/VIEWER) go to the worker that
+holds it. Bodies and the headers the protocols define pass through unchanged."""
+from __future__ import annotations
+
+import aiohttp
+from aiohttp import web
+
+from .app_common import fail, guard
+from .front import POOL, admit, forward, read_body
+from .whip import add_routes
+
+
+def setup(app: web.Application) -> None:
+    add_routes(app, whip_post=whip_post, whip_delete=relay, whip_patch=relay, whep_post=relay, whep_head=relay,
+               whep_delete=relay)
+
+
+async def whip_post(request: web.Request) -> web.Response:
+    if (denied := guard(request)) is not None:
+        return denied
+    body = await read_body(request)
+    if isinstance(body, web.Response):
+        return body
+    return await admit(request, body, 201, lambda resp: resp.headers.get("Location", "").rsplit("/", 1)[-1])
+
+
+async def relay(request: web.Request) -> web.Response:
+    if (denied := guard(request)) is not None:
+        return denied
+    worker = request.app[POOL].routes.get(request.match_info["sid"])
+    if worker is None:
+        return fail(404, "no_session", "no such session (closed, or never opened)")
+    body = await read_body(request)
+    if isinstance(body, web.Response):
+        return body
+    try:
+        return await forward(worker, request, body)
+    except (aiohttp.ClientError, OSError) as e:
+        return fail(502, "worker_unavailable", f"the session's worker did not answer: {e}")
