@@ -98,6 +98,17 @@ async def _get(url: str) -> str:
             return await r.text()
 
 
+async def _sessions_metrics(url: str, k: int, tries: int = 4) -> tuple[float, dict[str, dict[str, float]]]:
+    """The per-session figures of /metrics and when they were read. The front leaves out a worker that did not
+    answer it in time (a loaded machine): read again, up to `tries` times, until all k sessions are there."""
+    for attempt in range(tries):
+        t = time.monotonic()
+        per_session = _per_session(await _get(url + "/metrics"))
+        if len(per_session) >= k or attempt == tries - 1:
+            return t, per_session
+        await asyncio.sleep(0.25)
+
+
 async def start_server(url: str, workers: str, max_sessions: int, config: str | None, start_timeout: float,
                        log=asyncio.subprocess.DEVNULL):
     """`python -m streaming.server` (front + workers) on loopback at url's port, its own process tree;
@@ -153,7 +164,8 @@ async def step(args, k: int, audio: str, workdir: Path) -> dict:
             word = line.split()[0]
             if word in ("MEASURE_START", "MEASURE_END"):
                 pids = _tree(server.pid)
-                marks[word] = {"t": time.monotonic(), "metrics": _per_session(await _get(url + "/metrics")),
+                t, per_session = await _sessions_metrics(url, k)
+                marks[word] = {"t": t, "metrics": per_session,
                                "server_cpu_s": _cpu_s(pids), "client_cpu_s": _cpu_s([client.pid]),
                                "server_processes": len(pids)}
                 load[word] = os.getloadavg()
