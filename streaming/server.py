@@ -26,6 +26,7 @@ from .session_io import build_input
 from .session_open import open_session
 from .sources import InputUnavailable, ServerInput
 from . import whip
+from .warm_up import warm_up
 
 log = logging.getLogger("emolive.server")
 
@@ -193,6 +194,10 @@ def run(config: ServerConfig, parts: EngineParts | None = None) -> None:
     """Serve until interrupted (Ctrl-C)."""
     app = create_app(config, parts)
     prepare_default_avatar(app)
+    try:
+        warm_up(app)
+    except Exception:  # noqa: BLE001 - the process can serve; its first session pays the first calls
+        log.warning("the warm-up failed; serving without it", exc_info=True)
     freeze_startup_heap()  # what the process keeps for good is built: closed sessions are collected cheaply
     log.info("emolive serving on http://%s:%d/", config.host, config.port)
     web.run_app(app, host=config.host, port=config.port, print=None)

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from engine.types import FaceState, SpeechFrame
+from streaming import warm_up as warming
 from streaming import worker
 from streaming.app_common import CONFIG, PARTS
 from streaming.config import ServerConfig
@@ -147,7 +148,7 @@ def test_encoder_warm_up_with_the_real_encoders():
 
 
 def test_loopback_call_carries_audio_and_video():
-    arrived = asyncio.run(asyncio.wait_for(worker._loopback_call(frames=3), 30))
+    arrived = asyncio.run(asyncio.wait_for(warming.loopback_call(frames=3), 30))
     assert arrived >= 6
 
 
