@@ -44,8 +44,8 @@ sys.path.insert(0, str(ROOT))
 BUILD = ROOT / "build" / "lipeval"
 GRID_HELDOUT = ("brbk7n", "lbax4n", "lrwp9a", "sbwe5n", "swiz3n")  # multi_speaker/bbaf2n is s1: trained on
 CREMAD_TEXT = {"DFA": "don't forget a jacket"}
-SETS = ("talking", "grid", "cremad")
-METHODS = ("product", "loudness", "phoneme", "phoneme_aligned")
+SETS = ("talking", "grid", "cremad", "s1ref")
+METHODS = ("product", "loudness", "phoneme", "phoneme_aligned", "model_output")
 RENDER_FPS = 25.0
 
 
@@ -142,14 +142,21 @@ def scores(x, real, fps: float, ok) -> dict:
 # measuring (cached)
 
 
-def measure_frames(frames, fps: float) -> dict:
+DETECTOR = "image"  # Face Landmarker mode for every measurement; see measure_frames
+
+
+def measure_frames(frames, fps: float, mode: str = DETECTOR) -> dict:
+    """Mouth opening per frame. mode "image" (default) detects every frame on its own; "video"
+    tracks, and its landmark smoothing delays fast mouth motion by about half a frame, so a
+    rendered clip re-detected in video mode carries that delay twice (once through the model's
+    video-mode training targets, once through the re-detection)."""
     from engine.face_geometry import mouth_opening
     from engine.measure import Landmarker
 
     n = len(frames)
     mo = np.zeros(n, np.float32)
     found = np.zeros(n, bool)
-    with Landmarker(mode="video") as lm:  # a fresh tracker per clip
+    with Landmarker(mode=mode) as lm:  # a fresh detector per clip
         for i, rgb in enumerate(frames):
             m = lm.detect(rgb, timestamp_ms=int(round(i * 1000.0 / fps)))
             if m is not None:
@@ -170,14 +177,14 @@ def _cached(path: Path, make) -> dict:
     return res
 
 
-def measure_real(video: Path, cache: Path) -> dict:
-    """Mouth opening per frame of a real video (cached .npz)."""
+def measure_real(video: Path, subset: str, mode: str = DETECTOR) -> dict:
+    """Mouth opening per frame of a real video (cached as build/lipeval/real/<mode>/<subset>/<clip>.npz)."""
     from engine.measure import read_video_rgb
 
     def make():
         frames, fps = read_video_rgb(video)
-        return measure_frames(frames, fps)
-    return _cached(cache, make)
+        return measure_frames(frames, fps, mode)
+    return _cached(BUILD / "real" / mode / subset / f"{Path(video).stem}.npz", make)
 
 
 def model_hash() -> str:
@@ -186,7 +193,7 @@ def model_hash() -> str:
     return hashlib.sha256(Path(ONNX_PATH).read_bytes()).hexdigest()[:12]
 
 
-def measure_render(video: Path, cache_dir: Path) -> dict:
+def measure_render(video: Path, cache_dir: Path, mode: str = DETECTOR) -> dict:
     """Render the clip's audio with the product's speech path; measure the rendered mouth (cached)."""
     from engine.measure import read_video_rgb
     from engine.speech_render import render_speech
@@ -199,8 +206,8 @@ def measure_render(video: Path, cache_dir: Path) -> dict:
             render_speech(tmp, video, fps=RENDER_FPS)  # default avatar, no emotion (neutral)
             tmp.rename(mp4)
         frames, fps = read_video_rgb(mp4)
-        return measure_frames(frames, fps)
-    return _cached(cache_dir / f"{video.stem}.npz", make)
+        return measure_frames(frames, fps, mode)
+    return _cached(cache_dir / f"{video.stem}.{mode}.npz", make)
 
 
 def video_offset_s(path: Path) -> float:
@@ -226,8 +233,8 @@ def fill_missing(v: np.ndarray, ok: np.ndarray) -> np.ndarray:
 # clips
 
 
-def clip_list(sd: Path, sets) -> list[dict]:
-    from scripts.audio.phoneme_baseline import grid_transcripts
+def clip_list(sd: Path, sets, s1ref: int = 10) -> list[dict]:
+    from scripts.audio.phoneme_baseline import grid_transcripts, s1_val_clips
 
     out = []
     if "talking" in sets:
@@ -241,32 +248,43 @@ def clip_list(sd: Path, sets) -> list[dict]:
     if "cremad" in sets:
         for p in sorted((sd / "data/expressions/cremad").glob("*.flv")):  # the .mp4 ones have no audio
             out.append(dict(set="cremad", video=p, text=CREMAD_TEXT.get(p.stem.split("_")[1])))
+    if "s1ref" in sets:  # reference only: the training speaker, clips kept out of training and calibration
+        texts = grid_transcripts(sd)
+        for p in s1_val_clips(sd, s1ref):
+            out.append(dict(set="s1ref", video=p, text=texts[("s1", p.stem)]))
     return out
 
 
-def evaluate_clip(c: dict, rec, table, sigma25: float, closed_gap: float, render_dir: Path) -> dict:
+def evaluate_clip(c: dict, rec, table, sigma25: float, closed_gap: float, render_dir: Path,
+                  mode: str = DETECTOR) -> dict:
     from engine.audio import read_audio_file
     from scripts.audio.phoneme_baseline import clip_phones, phones_to_series
 
     video, name = c["video"], c["video"].stem
-    real = measure_real(video, BUILD / "real" / c["set"] / f"{name}.npz")
+    real = measure_real(video, c["set"], mode)
     fps = float(real["fps"])
     ok = real["found"].astype(bool)
     meas = real["mouth_open"].astype(float)
     n = len(meas)
     times = np.arange(n) / fps + video_offset_s(video)  # audio-stream time each real frame shows
 
-    rend = measure_render(video, render_dir)
+    rend = measure_render(video, render_dir, mode)
     rok = rend["found"].astype(bool)
     rt = np.arange(len(rend["mouth_open"])) / float(rend["fps"])
     product = np.interp(times, rt, fill_missing(rend["mouth_open"], rok))
 
     x, sr = read_audio_file(video)
     loud = rms_envelope(x, sr, times)
+    # diagnostic: the states that were rendered, as the mouth-opening proxy (before rendering + re-detection)
+    from engine.audio.spec import mouth_open_proxy
+    from engine.speech_render import speech_states
+
+    prox = np.array([mouth_open_proxy(st) for st in speech_states(x, sr, fps=RENDER_FPS)])
+    model_output = np.interp(times, np.arange(len(prox)) / RENDER_FPS, prox)
 
     ph = clip_phones(rec, video, c["text"], BUILD / "phones" / c["set"] / f"{name}.json")
     sigma = sigma25 * fps / 25.0
-    series = {"product": product, "loudness": loud,
+    series = {"product": product, "loudness": loud, "model_output": model_output,
               "phoneme": phones_to_series(ph["recognised"], table, times, sigma)}
     if "aligned" in ph:
         series["phoneme_aligned"] = phones_to_series(ph["aligned"], table, times, sigma)
@@ -290,7 +308,7 @@ def evaluate_clip(c: dict, rec, table, sigma25: float, closed_gap: float, render
     return res
 
 
-def closed_gap_threshold(sd: Path, rec, n_clips: int, quantile: float) -> tuple[float, dict]:
+def closed_gap_threshold(sd: Path, rec, n_clips: int, quantile: float, mode: str = DETECTOR) -> tuple[float, dict]:
     """Gap below which lips count as closed: the `quantile` of GRID s1's smallest gap within each
     force-aligned m/b/p phone (training speaker; the real mouths of the clips scored are not used)."""
     from scripts.audio.phoneme_baseline import clip_phones, grid_transcripts, s1_clips
@@ -298,7 +316,7 @@ def closed_gap_threshold(sd: Path, rec, n_clips: int, quantile: float) -> tuple[
     texts = grid_transcripts(sd)
     mins = []
     for v in s1_clips(sd, n_clips):
-        m = measure_real(v, BUILD / "real" / "s1" / f"{v.stem}.npz")
+        m = measure_real(v, "s1", mode)
         ph = clip_phones(rec, v, texts[("s1", v.stem)], BUILD / "phones" / "s1" / f"{v.stem}.json")
         t = np.arange(len(m["mouth_open"])) / float(m["fps"])
         ok = m["found"].astype(bool)
@@ -328,10 +346,30 @@ def mean_of(rows: list[dict], path: tuple) -> float:
     return float(np.mean(vals)) if vals else float("nan")
 
 
+def null_scores(rows: list[dict]) -> dict:
+    """Unsynchronised null: clip j's series against clip i's real mouth (i != j, same set, truncated to
+    the shorter clip); mean r at lag 0 and best within +-10 frames, per method, raw and envelope removed."""
+    out = {}
+    for m in METHODS:
+        acc = {}
+        for i, a in enumerate(rows):
+            for j, b in enumerate(rows):
+                if i == j or m not in b["_series"]:
+                    continue
+                n = min(len(a["_series"]["real"]), len(b["_series"][m]))
+                ok = np.asarray(a["_series"]["real_found"][:n], bool)
+                sc = scores(np.asarray(b["_series"][m][:n]), np.asarray(a["_series"]["real"][:n]), a["fps"], ok)
+                for key in ("raw", "env"):
+                    for f in ("r0", "r10"):
+                        acc.setdefault(f"{m}.{key}.{f}", []).append(sc[key][f])
+        out.update({k: float(np.mean(v)) for k, v in acc.items()})
+    return out
+
+
 def summarise(rows: list[dict]) -> dict:
     out = {}
     for s in SETS + ("all",):
-        rs = [r for r in rows if s == "all" or r["set"] == s]
+        rs = [r for r in rows if (s == "all" and r["set"] != "s1ref") or r["set"] == s]
         if not rs:
             continue
         d = {"clips": len(rs)}
@@ -341,6 +379,8 @@ def summarise(rows: list[dict]) -> dict:
                     d[f"{m}.{key}.{f}"] = mean_of(rs, (m, key, f))
         for f in ("std_ratio", "std_ratio_env", "closure_product", "closure_real", "real_found", "render_found"):
             d[f] = mean_of(rs, (f,))
+        if s != "all":
+            d["null"] = null_scores(rs)
         out[s] = d
     return out
 
@@ -351,13 +391,15 @@ def fmt(v, spec=".2f") -> str:
 
 def markdown(rows: list[dict], summary: dict, meta: dict) -> str:
     names = {"talking": "Free speech (data/talking, 5 people)", "grid": "GRID, 5 held-out speakers",
-             "cremad": "CREMA-D actor 1001 (6 emotions, ~60 px face)", "all": "All clips"}
+             "cremad": "CREMA-D actor 1001 (6 emotions, ~60 px face)",
+             "s1ref": "Reference: GRID s1, the training speaker (clips kept out of training)",
+             "all": "All unseen-voice clips"}
     L = []
     L.append("Summary, means over clips. r0 = Pearson r at lag 0; r±1 / r±10 = best r within ±1 / ±10 frames "
              "(mean best lag in brackets; + = the real mouth moves after the series).\n")
     L.append("| clips | series | product r0 | r±1 | r±10 | loudness r0 | r±1 | r±10 | phoneme r0 | r±1 | r±10 "
-             "| phoneme (aligned) r0 | std_ratio | closure m/b/p rendered | real |")
-    L.append("|---|---|" + "---|" * 13)
+             "| phoneme (aligned) r0 | model output r0 | std_ratio | closure m/b/p rendered | real |")
+    L.append("|---|---|" + "---|" * 14)
     for s, d in summary.items():
         for key, label in (("env", "envelope removed"), ("raw", "raw")):
             c = [f"**{fmt(d[f'product.{key}.r0'])}**",
@@ -367,9 +409,21 @@ def markdown(rows: list[dict], summary: dict, meta: dict) -> str:
                 c += [fmt(d[f"{m}.{key}.r0"]), f"{fmt(d[f'{m}.{key}.r1'])} ({fmt(d[f'{m}.{key}.lag1'], '+.1f')})",
                       f"{fmt(d[f'{m}.{key}.r10'])} ({fmt(d[f'{m}.{key}.lag10'], '+.1f')})"]
             c.append(fmt(d[f"phoneme_aligned.{key}.r0"]))
+            c.append(fmt(d[f"model_output.{key}.r0"]))
             extra = [fmt(d["std_ratio"]), fmt(d["closure_product"]), fmt(d["closure_real"])] if key == "env" \
                 else [fmt(d["std_ratio"]) , "", ""]
             L.append(f"| {names[s]} ({d['clips']}) | {label} | " + " | ".join(c + extra) + " |")
+    L.append("\nUnsynchronised null (each clip's series against every other clip's real mouth of the same set, "
+             "same lags searched): mean r, envelope removed / raw.\n")
+    L.append("| clips | product r0 | r±10 | loudness r0 | r±10 | phoneme r0 | r±10 |")
+    L.append("|---|---|---|---|---|---|---|")
+    for s, d in summary.items():
+        if "null" not in d:
+            continue
+        nd = d["null"]
+        L.append(f"| {names[s]} | " + " | ".join(
+            f"{fmt(nd.get(f'{m}.env.{f}'))} / {fmt(nd.get(f'{m}.raw.{f}'))}"
+            for m in ("product", "loudness", "phoneme") for f in ("r0", "r10")) + " |")
     for s in SETS:
         rs = [r for r in rows if r["set"] == s]
         if not rs:
@@ -397,7 +451,8 @@ def markdown(rows: list[dict], summary: dict, meta: dict) -> str:
              f"of GRID s1's smallest gap within each of {t['phones']} force-aligned m/b/p phones in {t['clips']} "
              f"clips; median {t['median']:.4f}). Rendered avatar's gap: smallest {fmt(meta['render_gap_min'], '.4f')}, "
              f"5th percentile {fmt(meta['render_gap_p05'], '.4f')} (mean over clips). "
-             f"Phoneme smoothing σ = {meta['sigma_frames_25fps']} frames at 25 fps. Model {meta['model_sha256_12']}.")
+             f"Phoneme smoothing σ = {meta['sigma_frames_25fps']} frames at 25 fps. Face Landmarker mode: "
+             f"{meta['detector']}. Model {meta['model_sha256_12']}.")
     return "\n".join(L) + "\n"
 
 
@@ -406,8 +461,12 @@ def main() -> None:
     ap.add_argument("--clips", nargs="+", default=list(SETS), choices=SETS, help="which sets to score")
     ap.add_argument("--json", default=str(BUILD / "eval_lips.json"))
     ap.add_argument("--markdown", default=str(BUILD / "eval_lips.md"))
+    ap.add_argument("--s1-ref", type=int, default=10, help="s1 clips kept out of training, as a reference")
     ap.add_argument("--closure-clips", type=int, default=120, help="GRID s1 clips for the closed-lips threshold")
     ap.add_argument("--closure-quantile", type=float, default=0.9)
+    ap.add_argument("--detector", choices=("image", "video"), default=DETECTOR,
+                    help="Face Landmarker mode for real and rendered frames (the phoneme table is calibrated in "
+                         "image mode)")
     args = ap.parse_args()
     from engine.measure import shared_dir
     from scripts.audio.phoneme_baseline import PhoneRecogniser, load_table
@@ -417,18 +476,18 @@ def main() -> None:
         raise SystemExit("../shared not present")
     table, sigma25 = load_table()
     rec = PhoneRecogniser()
-    thr, thr_info = closed_gap_threshold(sd, rec, args.closure_clips, args.closure_quantile)
+    thr, thr_info = closed_gap_threshold(sd, rec, args.closure_clips, args.closure_quantile, args.detector)
     mh = model_hash()
     render_dir = BUILD / "render" / mh
     rows = []
-    for c in clip_list(sd, args.clips):
-        r = evaluate_clip(c, rec, table, sigma25, thr, render_dir)
+    for c in clip_list(sd, args.clips, args.s1_ref):
+        r = evaluate_clip(c, rec, table, sigma25, thr, render_dir, args.detector)
         rows.append(r)
         print(f"{r['set']:8s} {r['clip']:24s} product r0 env {r['product']['env']['r0']:+.3f} "
               f"loud {r['loudness']['env']['r0']:+.3f} phon {r['phoneme']['env']['r0']:+.3f} "
               f"std {r['std_ratio']:.2f} closure {fmt(r['closure_product'])}/{fmt(r['closure_real'])}", flush=True)
     summary = summarise(rows)
-    meta = dict(model_sha256_12=mh, closed_gap=thr_info, sigma_frames_25fps=sigma25,
+    meta = dict(model_sha256_12=mh, detector=args.detector, closed_gap=thr_info, sigma_frames_25fps=sigma25,
                 render_gap_min=mean_of(rows, ("render_gap_min",)), render_gap_p05=mean_of(rows, ("render_gap_p05",)),
                 load_average=os.getloadavg())
     md = markdown(rows, summary, meta)

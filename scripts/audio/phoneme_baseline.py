@@ -154,9 +154,16 @@ def load_table(path: Path = TABLE_PATH) -> tuple[dict[str, float], float]:
 
 
 def s1_clips(sd: Path, n: int) -> list[Path]:
-    clips = sorted((sd / "data/grid/s1").glob("*.mp4"))
+    """n s1 clips evenly spaced in name order, skipping every 20th clip (those train.py keeps out of
+    training; eval_lips.py scores some of them as the same-speaker reference)."""
+    clips = [c for i, c in enumerate(sorted((sd / "data/grid/s1").glob("*.mp4"))) if i % 20 != 0]
     step = max(1, len(clips) // n)
     return clips[::step][:n]
+
+
+def s1_val_clips(sd: Path, n: int) -> list[Path]:
+    """The first n of the s1 clips that train.py never trains on (every 20th in name order)."""
+    return [c for i, c in enumerate(sorted((sd / "data/grid/s1").glob("*.mp4"))) if i % 20 == 0][:n]
 
 
 def grid_transcripts(sd: Path) -> dict[tuple[str, str], str]:
@@ -213,7 +220,9 @@ def calibrate(clips: list[dict], sigmas=(0.0, 0.5, 1.0, 1.5, 2.0, 3.0)) -> dict:
             rs.append(pearson(detrend(v, c["fps"])[ok], detrend(c["mouth_open"], c["fps"])[ok]))
         score[s] = float(np.mean(rs))
     sigma = max(score, key=score.get)
-    return {"table": table, "frames_per_phone": counts, "sigma_frames_25fps": sigma,
+    from scripts.audio.eval_lips import DETECTOR
+
+    return {"detector": DETECTOR, "table": table, "frames_per_phone": counts, "sigma_frames_25fps": sigma,
             "sigma_scores_envelope_removed_r": {str(k): v for k, v in score.items()},
             "clips": len(clips),
             "source": "GRID s1 (Cooke et al. 2006, CC BY 4.0), force-aligned with pocketsphinx en-us, "
@@ -237,7 +246,7 @@ def main() -> None:
     from tqdm import tqdm
 
     for v in tqdm(s1_clips(sd, args.clips), desc="calibrate s1"):
-        m = measure_real(v, BUILD / "real" / "s1" / f"{v.stem}.npz")
+        m = measure_real(v, "s1")
         ph = clip_phones(rec, v, texts[("s1", v.stem)], BUILD / "phones" / "s1" / f"{v.stem}.json")
         data.append(dict(mouth_open=m["mouth_open"].astype(float), found=m["found"], fps=float(m["fps"]),
                          aligned=ph["aligned"], recognised=ph["recognised"]))
