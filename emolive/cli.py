@@ -135,6 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    from engine.blas import pin_blas_threads
+
+    pin_blas_threads()  # before any command loads numpy (engine/blas.py)
     os.environ.setdefault("GLOG_minloglevel", "2")  # mediapipe's C++ logs drown the user's messages
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     # serve/ctl/bench and avatar training own their arguments.

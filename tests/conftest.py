@@ -5,6 +5,9 @@ import os
 
 os.environ.setdefault("GLOG_minloglevel", "2")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+from engine.blas import pin_blas_threads  # noqa: E402
+
+pin_blas_threads()  # the tests run the engine as the product does (engine/blas.py)
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
