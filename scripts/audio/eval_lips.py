@@ -4,8 +4,9 @@ For every real talking clip with audio that the audio model never trained on
 (data/talking: 6 free-speech clips of 5 people; the 5 GRID multi_speaker speakers
 other than s1; the 6 CREMA-D 1001_DFA clips with audio):
 
-* real mouth: MediaPipe Face Landmarker on every video frame,
-  engine.face_geometry.mouth_opening = inner-lip gap / outer inter-ocular distance;
+* real mouth: MediaPipe Face Landmarker on every video frame (image mode: each frame
+  on its own, see measure_frames), engine.face_geometry.mouth_opening = inner-lip gap /
+  outer inter-ocular distance;
 * product: the clip's audio rendered with the product's speech path
   (engine.speech_render.render_speech, what `emolive render --audio` runs: default
   avatar, neutral emotion, 25 fps), the rendered frames re-detected with the same
@@ -22,9 +23,13 @@ std_ratio = std of the rendered mouth / std of the real mouth; closure = share o
 m/b/p phones (force-aligned where a transcript exists, else recognised) in which the
 lips are closed (inner-lip gap below CLOSED_GAP in some frame within the phone).
 
+Diagnostics: "model_output" = mouth_open_proxy of the rendered face states (before rendering);
+an unsynchronised null per set; and, as a reference outside the unseen-voice means, ten GRID
+s1 clips that train.py keeps out of training (set "s1ref").
+
 Heavy steps are cached under build/lipeval/ (renders keyed by the ONNX model's hash).
 
-    .venv/bin/python scripts/audio/eval_lips.py [--clips talking grid cremad] [--json OUT] [--markdown OUT]
+    .venv/bin/python scripts/audio/eval_lips.py [--clips talking grid cremad s1ref] [--json OUT] [--markdown OUT]
 """
 from __future__ import annotations
 
