@@ -147,7 +147,7 @@ def test_browser_client_through_the_front(speech_wav):  # noqa: F811
 
 def test_a_session_answered_during_a_poll_keeps_its_route():
     """The worker's session list may be older than an offer answered while the poll was in flight."""
-    from streaming.front import Worker
+    from streaming.worker_pool import Worker
 
     class SlowWorker(Worker):
         def __init__(self):
