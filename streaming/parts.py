@@ -74,8 +74,9 @@ class EmotionControl:
         return self.controller.apply(state, vad)
 
     def describe(self) -> dict[str, Any]:
-        rep = self.controller.current()
+        rep, to = self.controller.current(), self.controller.target()
         return {"mixture": rep.mixture, "intensity": rep.intensity, "custom": rep.custom,
+                "target": {"mixture": to.mixture, "intensity": to.intensity, "custom": to.custom},
                 "idle": {"enabled": self.idle_enabled, "amount": self.idle_amount}}
 
 

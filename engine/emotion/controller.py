@@ -173,13 +173,25 @@ class EmotionController:
 
     def current(self) -> EmotionReport:
         """The effective mixture and intensity of the last frame applied."""
+        return self._report(self._out, self._last_t or 0.0)
+
+    def target(self) -> EmotionReport:
+        """Where the emotion is going: the last change scheduled, once its transition is over (the current
+        emotion when nothing is pending). A command's answer reports both: a 250 ms transition has barely
+        begun when the answer leaves, and a client showing only `current` would show the old emotion."""
+        if not self._changes:
+            return self.current()
+        last = self._changes[-1]
+        return self._report(last.value, last.t0 + last.duration)
+
+    @staticmethod
+    def _report(value: np.ndarray, t: float) -> EmotionReport:
         # Neutral's amount carries no expression: the report is over the other
         # emotions, so mixture[e] * intensity is the amount of e actually applied.
-        amounts = np.clip(self._out[:_N], 0.0, None)
+        amounts = np.clip(value[:_N], 0.0, None)
         amounts[EMOTIONS.index("neutral")] = 0.0
         k = float(amounts.sum())
-        custom = bool(np.any(np.abs(self._out[_N:_N + NUM_COEFFS]) > 1e-6))
-        t = self._last_t or 0.0
+        custom = bool(np.any(np.abs(value[_N:_N + NUM_COEFFS]) > 1e-6))
         if k <= 1e-6:
             return EmotionReport({"neutral": 1.0}, 0.0, t, custom)
         mix = {e: float(a / k) for e, a in zip(EMOTIONS, amounts) if a / k > 1e-4}

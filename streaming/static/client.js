@@ -29,7 +29,13 @@ function showStats() {
 
 function onEvent(msg) {
   if (msg.type === "stats") { emolive.stats = msg; showStats(); }
-  else if (msg.type === "state") { emolive.lastState = msg; $("status").textContent = "emotion: " + JSON.stringify(msg.emotion.mixture); }
+  else if (msg.type === "state") {
+    // The answer to a command leaves as its transition starts: show where the emotion is going.
+    emolive.lastState = msg;
+    const e = msg.emotion.target || msg.emotion;
+    $("status").textContent = "emotion: " + Object.entries(e.mixture).map(([k, w]) => `${k} ${(+w).toFixed(2)}`).join(" + ") +
+      ` at ${(+e.intensity).toFixed(2)}` + (e.custom ? " (from a photo)" : "");
+  }
   else if (msg.type === "error") log(`${msg.code}: ${msg.message}`);
   else if (msg.type === "closed") log("session closed: " + msg.reason);
 }

@@ -125,3 +125,18 @@ def test_specs():
     for bad in ("", "happy:x", "grumpy", "happy@z"):
         with pytest.raises(EmotionError):
             parse_spec(bad)
+
+
+def test_target_is_where_a_transition_goes_while_current_is_where_it_is():
+    c = EmotionController()
+    run(c, 0.2)
+    c.set("happy:0.8+surprised:0.2@0.9", transition_ms=1000)
+    assert c.current().mixture == {"neutral": 1.0}  # nothing rendered since the command
+    to = c.target()
+    assert to.mixture == pytest.approx({"happy": 0.8, "surprised": 0.2}) and to.intensity == pytest.approx(0.9)
+    frames = [c.apply(FaceState.neutral(t=0.2 + i / FPS)) for i in range(1, 6)]
+    assert frames and 0 < c.current().intensity < 0.9  # on its way
+    assert c.target().mixture == pytest.approx(to.mixture)
+    run_to = [c.apply(FaceState.neutral(t=1.5 + i / FPS)) for i in range(3)]
+    assert run_to and c.pending() == 0
+    assert c.target() == c.current() and c.current().intensity == pytest.approx(0.9)

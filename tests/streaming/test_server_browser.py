@@ -125,6 +125,14 @@ def test_browser_speaks_and_sees_the_avatar(parts, speech_wav, redetect):  # noq
                                                             "intensity": 1.0, "transition_ms": 0})
                        for name in ("happy", "surprised", "neutral", "sad", "neutral")]
             rtc = driver.execute_async_script("capRtc().then(arguments[arguments.length - 1])")
+            # The page says what was asked as soon as the answer comes, not the face mid-transition.
+            driver.execute_script("emolive.send({type:'set_emotion', emotion:'surprised', intensity:0.6, "
+                                  "transition_ms:3000})")
+            def status():
+                return driver.execute_script("return document.getElementById('status').textContent")
+
+            wait_for(lambda: "surprised" in status(), timeout=30)
+            shown = status()
             print("emotion command -> first changed frame (presented ms, received ms, noise):", changes, rtc)
             # The face states the server rendered agree (the command reached the pipeline).
             assert any(f["coeffs"]["mouthSmileLeft"] > before + 0.1 for f in faces[n0:])
@@ -139,6 +147,7 @@ def test_browser_speaks_and_sees_the_avatar(parts, speech_wav, redetect):  # noq
     assert jaw.max() > 0.2, "the mouth never moved while the speech played"
     assert np.sum(jaw < 0.05) > 10, "the mouth never rested in the silence"
     assert not errors
+    assert shown == "emotion: surprised 1.00 at 0.60", shown
     # Every command visibly changed the mouth region of the decoded frames ...
     assert all(shown is not None for shown, _, _ in changes), changes
     # ... and the frames showing it reached the browser within a second of the command (median of five):
