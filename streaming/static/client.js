@@ -6,6 +6,10 @@ const $ = (id) => document.getElementById(id);
 const emolive = { pc: null, ws: null, sessionId: null, stats: {}, lastState: null, errors: [], input: null, micUsed: false };
 window.emolive = emolive;  // for automation (tests) and the console
 
+// A server started with --token: open the page as /?token=TOKEN; the page sends it with the offer (Bearer)
+// and on the control websocket (?token=, as browsers' websockets carry no headers).
+const TOKEN = new URLSearchParams(location.search).get("token");
+
 function log(text) { $("log").textContent = text; emolive.errors.push(text); }
 
 function send(msg) {
@@ -71,14 +75,18 @@ async function start() {
     pc.onconnectionstatechange = () => { $("status").textContent = "connection: " + pc.connectionState; };
     await pc.setLocalDescription(await pc.createOffer());
     await waitIce(pc);  // the server does not trickle: send the offer with all candidates
-    const resp = await fetch("/offer", { method: "POST", headers: { "Content-Type": "application/json" },
+    const headers = { "Content-Type": "application/json" };
+    if (TOKEN) headers.Authorization = `Bearer ${TOKEN}`;
+    const resp = await fetch("/offer", { method: "POST", headers,
       body: JSON.stringify({ sdp: pc.localDescription.sdp, type: "offer" }) });
     const answer = await resp.json();
     if (!resp.ok) throw new Error(`${answer.error}: ${answer.reason}`);
     emolive.sessionId = answer.session_id;
+    $("session").textContent = `session ${answer.session_id}`;  // for emolive ctl --session ID
     await pc.setRemoteDescription({ type: "answer", sdp: answer.sdp });
     const proto = location.protocol === "https:" ? "wss" : "ws";
-    const ws = new WebSocket(`${proto}://${location.host}/ws?session=${encodeURIComponent(answer.session_id)}`);
+    const auth = TOKEN ? `&token=${encodeURIComponent(TOKEN)}` : "";
+    const ws = new WebSocket(`${proto}://${location.host}/ws?session=${encodeURIComponent(answer.session_id)}${auth}`);
     emolive.ws = ws;
     ws.onmessage = (e) => onEvent(JSON.parse(e.data));
     ws.onclose = (e) => { if (e.code !== 1000) log(`control connection closed (${e.code} ${e.reason})`); };

@@ -177,3 +177,26 @@ def test_browser_without_microphone_plays_the_server_file(parts, speech_wav):  #
     assert state == [False, []] and decoded > 50
     jaw = np.array([f["coeffs"]["jawOpen"] for f in faces])
     assert jaw.max() > 0.2 and np.sum(jaw < 0.05) > 5  # the file's speech, then its silence
+
+
+def test_a_page_opened_with_the_token_connects_and_shows_its_session(parts, speech_wav):  # noqa: F811
+    """serve --token T: the page opened as /?token=T sends it with the offer and the control websocket, and
+    shows the session id that `emolive ctl --session` needs."""
+    with ThreadedServer(parts, token="page-token") as server:
+        driver = chromium(speech_wav)
+        try:
+            driver.get(server.url + "?token=page-token")
+            driver.execute_script("emolive.start()")
+            sid = wait_for(lambda: driver.execute_script("return emolive.sessionId"))
+            wait_for(lambda: driver.execute_script("return emolive.ws && emolive.ws.readyState === 1"))
+            driver.execute_script("emolive.send({type: 'set_emotion', emotion: 'happy', intensity: 0.5})")
+            wait_for(lambda: "happy" in driver.execute_script("return document.getElementById('status').textContent"))
+            shown = driver.execute_script("return document.getElementById('session').textContent")
+            errors = driver.execute_script("return emolive.errors")
+            driver.get(server.url)  # without the token: refused, said on the page
+            driver.execute_script("emolive.start()")
+            refused = wait_for(lambda: driver.execute_script("return emolive.errors.join(' ')"))
+        finally:
+            driver.quit()
+    assert shown == f"session {sid}" and errors == []
+    assert "unauthorized" in refused
