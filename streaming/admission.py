@@ -7,7 +7,8 @@ other people's sessions. Without a budget, one client that opens and closes
 sessions in a loop takes a core from every viewer. Offers that are refused
 for what they are (bad SDP, too large, server full) are cheap and are not
 counted; only an offer that is let through to open a session takes a token,
-and it is given back when no session came of it.
+and it is given back when no session came of it. A WHEP viewer's peer connection costs about as
+much and draws on the same budget.
 
 The table of addresses is bounded (`MAX_CLIENTS`, least recently seen
 forgotten first): a flood from many addresses cannot grow it.

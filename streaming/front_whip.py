@@ -6,13 +6,13 @@ from __future__ import annotations
 import aiohttp
 from aiohttp import web
 
-from .app_common import fail, guard
+from .app_common import fail, guard, over_session_budget
 from .front import POOL, admit, forward, read_body
 from .whip import add_routes
 
 
 def setup(app: web.Application) -> None:
-    add_routes(app, whip_post=whip_post, whip_delete=relay, whip_patch=relay, whep_post=relay, whep_head=relay,
+    add_routes(app, whip_post=whip_post, whip_delete=relay, whip_patch=relay, whep_post=whep_post, whep_head=relay,
                whep_delete=relay)
 
 
@@ -23,6 +23,22 @@ async def whip_post(request: web.Request) -> web.Response:
     if isinstance(body, web.Response):
         return body
     return await admit(request, body, 201, lambda resp: resp.headers.get("Location", "").rsplit("/", 1)[-1])
+
+
+async def whep_post(request: web.Request) -> web.Response:
+    """A viewer draws on its client's session budget here: behind the front, workers see only the front."""
+    if (denied := guard(request)) is not None:
+        return denied
+    pool = request.app[POOL]
+    if request.match_info["sid"] not in pool.routes:
+        return fail(404, "no_session", "no such session (closed, or never opened)")
+    if (limited := over_session_budget(pool.budget, request)) is not None:
+        pool.counters["rejected_rate"] += 1
+        return limited
+    resp = await relay(request)
+    if resp.status != 201:
+        pool.budget.give_back(request.remote or "")
+    return resp
 
 
 async def relay(request: web.Request) -> web.Response:

@@ -19,7 +19,7 @@ from aiohttp import web
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.sdp import candidate_from_sdp
 
-from .app_common import CONFIG, COUNTERS, MAX_OFFER_BYTES, fail, guard, origin_ok
+from .app_common import BUDGET, CONFIG, COUNTERS, MAX_OFFER_BYTES, fail, guard, origin_ok, over_session_budget
 from .encoders import install_tuned_encoder
 from .fanout import Fanout
 from .runner import SessionRunner
@@ -229,6 +229,9 @@ async def whep_post(request: web.Request) -> web.Response:
     if len(entry.viewers) >= config.whep_max_viewers:
         return _with_retry_after(fail(503, "viewers_full", f"this session already has {config.whep_max_viewers} "
                                       "viewers (whep_max_viewers)"))
+    # A viewer's peer connection costs like a session's: it draws on the same budget per client address.
+    if (limited := over_session_budget(app[BUDGET], request)) is not None:
+        return limited
     runner = entry.runner
     pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
     viewer = Viewer(pc, entry.hub.viewer())
@@ -246,6 +249,7 @@ async def whep_post(request: web.Request) -> web.Response:
                     install_tuned_encoder(sender, max_bitrate=config.video_max_bitrate, owned=viewer.encoders)
         await pc.setLocalDescription(await pc.createAnswer())
     except Exception as e:  # noqa: BLE001 - aiortc refused an offer check_offer let through
+        app[BUDGET].give_back(request.remote or "")
         await _remove_viewer(entry, vid)
         log.warning("WHEP offer refused by aiortc: %s: %s", type(e).__name__, e)
         return fail(400, "bad_offer", f"cannot use the offer: {type(e).__name__}: {e}".strip()[:300])

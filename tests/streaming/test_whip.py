@@ -220,3 +220,19 @@ def test_whip_and_whep_through_the_front():
 
     unauthorised, viewer_gone, ended = asyncio.run(scenario())
     assert unauthorised == 401 and viewer_gone == 200 and ended == 200
+
+
+def test_whep_viewers_draw_on_the_clients_session_budget(parts, speech_wav):  # noqa: F811
+    async def scenario():
+        async with Server(parts, client_session_rate_per_s=0.01, client_session_burst=3) as server:
+            pc, (status, headers, _), _, _ = await publish(server, speech_wav)
+            sid = headers["Location"].rsplit("/", 1)[1]
+            viewers = [await Viewer().play(server, sid) for _ in range(3)]
+            statuses = [v.status for v in viewers]
+            for v in viewers:
+                await v.close()
+            await pc.close()
+            return status, statuses
+
+    status, statuses = asyncio.run(scenario())
+    assert status == 201 and statuses == [201, 201, 429]  # the publisher's session took the first token
