@@ -130,6 +130,9 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser("bench", help="measure stage costs, latency and capacity of the streaming engine",
                        add_help=False)
     b.set_defaults(func=None, passthrough="bench")
+    v = sub.add_parser("camera", help="play a WHIP session's avatar into a virtual webcam (Zoom, Meet, Teams)",
+                       add_help=False)
+    v.set_defaults(func=None, passthrough="camera")
     return p
 
 
@@ -183,8 +186,14 @@ def _bench(argv: list[str]) -> int:
     return bench_main(argv)
 
 
+def _camera(argv: list[str]) -> int:
+    from streaming.camera import main as camera_main
+
+    return camera_main(argv)
+
+
 # Subcommands that parse their own arguments. Imported when called: `emolive render` should not pay for aiortc.
-PASSTHROUGH = {"serve": _serve, "ctl": _ctl, "bench": _bench}
+PASSTHROUGH = {"serve": _serve, "ctl": _ctl, "bench": _bench, "camera": _camera}
 
 
 def _passthrough(command: str, argv: list[str]) -> int:

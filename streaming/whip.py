@@ -239,8 +239,10 @@ async def whep_post(request: web.Request) -> web.Response:
     entry.viewers[vid] = viewer
     try:
         await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
-        pc.addTrack(viewer.tracks["audio"])
-        pc.addTrack(viewer.tracks["video"])
+        offered = {t.kind for t in pc.getTransceivers()}
+        for kind in ("audio", "video"):  # what the viewer asked for: video alone (a camera) is fine
+            if kind in offered:
+                pc.addTrack(viewer.tracks[kind])
         for transceiver in pc.getTransceivers():
             transceiver.direction = "sendonly"  # a viewer's media, if it offers any, is not wanted
         if config.video_encoder == "tuned":

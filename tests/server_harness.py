@@ -6,8 +6,9 @@ import threading
 import aiohttp
 import numpy as np
 from aiohttp import web
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription, VideoStreamTrack
 from aiortc.contrib.media import MediaPlayer
+from multidict import CIMultiDict
 
 from streaming.config import ServerConfig
 from streaming.front import create_front
@@ -182,3 +183,28 @@ class Front(Server):
     async def get(self, path):
         async with self.http.get(self.url + path) as r:
             return r.status, await r.text()
+
+
+# -- WHIP --
+SDP = {"Content-Type": "application/sdp"}
+
+
+async def publish(server, audio_path=None, video=True, query="", headers=None):
+    """A WHIP client: its voice (and a test pattern, as OBS always sends video). (pc, response, answer text)."""
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    player = None
+    if audio_path is not None:
+        player = MediaPlayer(str(audio_path))
+        pc.addTransceiver(player.audio, direction="sendonly")
+    else:
+        pc.addTransceiver("audio", direction="sendonly")
+    if video:
+        pc.addTransceiver(VideoStreamTrack(), direction="sendonly")
+    await pc.setLocalDescription(await pc.createOffer())
+    async with server.http.post(server.url + "/whip" + query, data=pc.localDescription.sdp,
+                                headers={**SDP, **(headers or {})}) as r:
+        text = await r.text()
+        resp = (r.status, CIMultiDict(r.headers), r.headers.getall("Link", []))
+    if resp[0] == 201:
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=text, type="answer"))
+    return pc, resp, text, player
