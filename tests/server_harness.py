@@ -50,8 +50,8 @@ class Server:
 async def connect(server, audio_path=None, headers=None):
     """A WebRTC client: sends audio_path (or nothing), receives video + audio. Returns (pc, tracks, answer)."""
     pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-    tracks = {}
-    pc.on("track", lambda t: tracks.__setitem__(t.kind, t))
+    tracks = Tracks()
+    pc.on("track", tracks.add)
     player = None
     if audio_path is not None:
         player = MediaPlayer(str(audio_path))
@@ -82,12 +82,30 @@ async def more_frames_sent(counters, n: int = 1, timeout: float = 60.0) -> int:
 
 
 
-async def tracks_ready(tracks, kinds=("video", "audio")):
-    for _ in range(100):
-        if all(k in tracks for k in kinds):
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"tracks {kinds} never arrived: {list(tracks)}")
+class Tracks(dict):
+    """The client's received tracks by kind; `arrived` is set whenever one comes."""
+
+    def __init__(self):
+        super().__init__()
+        self.arrived = asyncio.Event()
+
+    def add(self, track):
+        self[track.kind] = track
+        self.arrived.set()
+
+
+async def tracks_ready(tracks: Tracks, kinds=("video", "audio"), timeout: float = 60.0):
+    """Wait for the tracks' arrival (an event, however slowly a loaded machine gets there); the timeout only
+    turns a hang into a failure."""
+    async def arrived():
+        while not all(k in tracks for k in kinds):
+            tracks.arrived.clear()
+            await tracks.arrived.wait()
+
+    try:
+        await asyncio.wait_for(arrived(), timeout)
+    except asyncio.TimeoutError:
+        raise AssertionError(f"tracks {kinds} never arrived: {list(tracks)}") from None
 
 
 def received_pcm(frames):

@@ -21,6 +21,7 @@ class Viewer:
         self.frames = {"audio": 0, "video": 0}
         self.loudest = 0.0
         self.tasks = []
+        self.progress = asyncio.Event()  # set at every frame received
         self.pc.on("track", lambda t: self.tasks.append(asyncio.ensure_future(self._read(t))))
 
     async def _read(self, track):
@@ -30,6 +31,7 @@ class Viewer:
             except MediaStreamError:
                 return
             self.frames[track.kind] += 1
+            self.progress.set()
             if track.kind == "audio":
                 self.loudest = max(self.loudest, float(np.abs(frame.to_ndarray()).max()) / 32768)
 
@@ -51,14 +53,22 @@ class Viewer:
             t.cancel()
 
 
-async def until(predicate, what: str, timeout: float = 60.0):
-    """Wait for an outcome (a loaded machine only makes it slower); the timeout turns a hang into a failure."""
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
-    while not predicate():
-        if loop.time() > end:
-            raise AssertionError(f"not within {timeout:.0f} s: {what}")
-        await asyncio.sleep(0.05)
+async def until(predicate, what: str, viewers, timeout: float = 60.0):
+    """Wait, frame by frame as the viewers receive them, for an outcome (a loaded machine only makes it
+    slower); the timeout turns a hang into a failure."""
+    async def frames_until():
+        while not predicate():
+            for v in viewers:
+                v.progress.clear()
+            waits = [asyncio.ensure_future(v.progress.wait()) for v in viewers]
+            _, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            for w in pending:
+                w.cancel()
+
+    try:
+        await asyncio.wait_for(frames_until(), timeout)
+    except asyncio.TimeoutError:
+        raise AssertionError(f"not within {timeout:.0f} s: {what}") from None
 
 
 def test_whip_voice_in_and_two_whep_viewers_of_one_render(parts, speech_wav):  # noqa: F811
@@ -79,8 +89,9 @@ def test_whip_voice_in_and_two_whep_viewers_of_one_render(parts, speech_wav):  #
             assert all(v.location.startswith(f"/whep/{sid}/") for v in viewers)
             assert viewers[0].location != viewers[1].location
             await until(lambda: all(v.frames["video"] >= 25 and v.frames["audio"] >= 50 for v in viewers),
-                        "both viewers receive video and audio")
-            await until(lambda: all(v.loudest > 0.05 for v in viewers), "the publisher's voice reaches the viewers")
+                        "both viewers receive video and audio", viewers)
+            await until(lambda: all(v.loudest > 0.05 for v in viewers), "the publisher's voice reaches the viewers",
+                        viewers)
             runner = server.sessions[sid]
             entry = server.app[whip.WHIP][sid]
             rendered_once = (entry.hub.frames_read["video"], runner.counters["frames_sent"])
@@ -88,11 +99,11 @@ def test_whip_voice_in_and_two_whep_viewers_of_one_render(parts, speech_wav):  #
             async with server.http.delete(server.url + viewers[0].location) as r:
                 first_gone = r.status
             still = viewers[1].frames["video"]
-            await until(lambda: viewers[1].frames["video"] >= still + 10, "the other viewer keeps playing")
+            await until(lambda: viewers[1].frames["video"] >= still + 10, "the other viewer keeps playing", viewers[1:])
             viewers_left = entry.hub.viewers
             async with server.http.delete(f"{server.url}/whip/{sid}") as r:
                 ended = r.status
-            await until(lambda: not server.app[whip.CLOSING], "the viewers' peer connections are closed")
+            await asyncio.gather(*server.app[whip.CLOSING])  # the viewers' peer connections are closed
             async with server.http.delete(f"{server.url}/whip/{sid}") as r:
                 again = r.status
             left = len(server.sessions)
@@ -185,7 +196,7 @@ def test_whip_and_whep_through_the_front():
                 unauthorised = r.status
             viewer = await Viewer().play(front, sid, headers=AUTH)
             assert viewer.status == 201 and viewer.location.startswith(f"/whep/{sid}/")
-            await until(lambda: viewer.frames["video"] >= 10, "the viewer receives the avatar through the front")
+            await until(lambda: viewer.frames["video"] >= 10, "the viewer receives the avatar through the front", [viewer])
             async with front.http.delete(front.url + viewer.location, headers=AUTH) as r:
                 viewer_gone = r.status
             async with front.http.delete(f"{front.url}/whip/{sid}", headers=AUTH) as r:
