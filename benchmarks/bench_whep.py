@@ -14,40 +14,16 @@ import argparse
 import asyncio
 import json
 import os
-import socket
-import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_capacity import _cpu_s, _free_port, start_server, stop_server  # noqa: E402  (before numpy)
+from profiler.environment import speech_file  # noqa: E402
+
 SDP = {"Content-Type": "application/sdp"}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _cpu_s(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _speech() -> str:
-    from engine.measure import shared_dir
-
-    d = shared_dir()
-    if d is not None:
-        wavs = sorted((d / "data" / "speech").rglob("*.wav"))
-        if wavs:
-            return str(wavs[0])
-    out = "/tmp/emolive-bench-whep.wav"
-    subprocess.run(["espeak-ng", "-w", out, "This is the voice of the presenter, read again and again."], check=True)
-    return out
 
 
 async def _viewer(http, url: str, sid: str, counts: dict):
@@ -85,27 +61,15 @@ async def bench(args) -> dict:
     from streaming.loopback import include_loopback_candidates
 
     include_loopback_candidates()
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen([sys.executable, "-m", "streaming.server", "--workers", "1", "--port", str(port),
-                               "--ice-loopback", "--max-sessions", "2"], cwd=ROOT,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{_free_port()}"
+    server = await start_server(url, "1", 2, None, args.start_timeout)
+    workdir = tempfile.TemporaryDirectory(prefix="emolive-bench-whep-")
     rows, pcs = [], []
     try:
         async with aiohttp.ClientSession() as http:
-            for _ in range(int(args.start_timeout / 0.5)):
-                try:
-                    async with http.get(url + "/health") as r:
-                        if r.status == 200:
-                            break
-                except aiohttp.ClientError:
-                    pass
-                await asyncio.sleep(0.5)
-            else:
-                raise RuntimeError("the server did not start")
             publisher = RTCPeerConnection(RTCConfiguration(iceServers=[]))
             pcs.append(publisher)
-            player = MediaPlayer(_speech(), loop=True)
+            player = MediaPlayer(speech_file(args.audio, Path(workdir.name))[0], loop=True)
             publisher.addTransceiver(player.audio, direction="sendonly")
             await publisher.setLocalDescription(await publisher.createOffer())
             async with http.post(url + "/whip", data=publisher.localDescription.sdp, headers=SDP) as r:
@@ -123,9 +87,9 @@ async def bench(args) -> dict:
                     counts.append(c)
                 await asyncio.sleep(args.settle)
                 before = [dict(c) for c in counts]
-                t0, cpu0 = time.monotonic(), _cpu_s(server.pid)
+                t0, cpu0 = time.monotonic(), _cpu_s([server.pid])
                 await asyncio.sleep(args.seconds)
-                dt, cpu = time.monotonic() - t0, _cpu_s(server.pid) - cpu0
+                dt, cpu = time.monotonic() - t0, _cpu_s([server.pid]) - cpu0
                 fps = [round((c["video"] - b["video"]) / dt, 1) for c, b in zip(counts, before)]
                 rows.append({"viewers": n, "server_cpu_pct": round(100 * cpu / dt, 1), "viewer_fps": fps,
                              "load1": round(os.getloadavg()[0], 2)})
@@ -134,8 +98,8 @@ async def bench(args) -> dict:
     finally:
         for pc in pcs:
             await pc.close()
-        server.terminate()
-        server.wait(30)
+        await stop_server(server)
+        workdir.cleanup()
     base = rows[0]["server_cpu_pct"]
     per = [round(r["server_cpu_pct"] - p["server_cpu_pct"], 1) for p, r in zip(rows, rows[1:])]
     return {"rows": rows, "cpu_per_extra_viewer_pct": per, "no_viewer_cpu_pct": base,
@@ -155,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seconds", type=float, default=10.0, help="measured per viewer count")
     p.add_argument("--settle", type=float, default=4.0, help="seconds after a viewer joins, before measuring")
     p.add_argument("--start-timeout", type=float, default=180.0)
+    p.add_argument("--audio", help="the publisher's speech (default: LibriSpeech from ../shared, else espeak-ng)")
     p.add_argument("--json")
     p.add_argument("--markdown")
     args = p.parse_args(argv)

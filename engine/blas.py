@@ -2,10 +2,9 @@
 
 The engine's matrix work is small (face states of 52 coefficients against the rig, mel frames through a
 small network): a multi-threaded BLAS gains nothing on it, and numpy's OpenBLAS keeps its worker threads
-spinning (sched_yield) between calls. Measured on this 2-core machine, one session of the in-process
-server fed by a WHIP publisher and watched by no one: 102 % of a core with OpenBLAS's default threads,
-18 % with one; an /offer session with its receiving client in the same process: 105-133 % against 38 %.
-Sessions get their parallelism from their own threads and worker processes instead. Variables already set
+spinning (sched_yield) between calls: one session without viewers cost 106-110 % of a core in the server
+process with OpenBLAS's default threads and 33 % with one (`benchmarks/bench_whep.py`, figures and command
+in docs/design/performance.md, "One BLAS thread per process"). Sessions get their parallelism from their own threads and worker processes instead. Variables already set
 by the user are kept.
 """
 from __future__ import annotations

@@ -30,6 +30,19 @@ def fail(status: int, code: str, reason: str, headers: dict[str, str] | None = N
     return web.json_response({"error": code, "reason": reason}, status=status, headers=headers)
 
 
+async def read_offer_body(request: web.Request) -> bytes | web.Response:
+    """The request's body, or 413 when it is over MAX_OFFER_BYTES (with or without a Content-Length)."""
+    if request.content_length is not None and request.content_length > MAX_OFFER_BYTES:
+        return fail(413, "too_large", f"offer over {MAX_OFFER_BYTES} bytes")
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge:  # a body without a Content-Length, over the app's limit
+        return fail(413, "too_large", f"offer over {MAX_OFFER_BYTES} bytes")
+    if len(raw) > MAX_OFFER_BYTES:
+        return fail(413, "too_large", f"offer over {MAX_OFFER_BYTES} bytes")
+    return raw
+
+
 def over_session_budget(budget: SessionBudget, request: web.Request) -> web.Response | None:
     """429 when the client has opened sessions faster than its budget (streaming/admission.py), else None
     with a token taken: give it back (budget.give_back(request.remote or "")) when no session comes of it."""

@@ -47,7 +47,6 @@ class AudioOut:
         import sounddevice as sd
 
         self.blocks: queue.Queue = queue.Queue(maxsize=AUDIO_QUEUE)
-        self.dropped = 0
         self._pending = np.zeros(0, np.float32)
         try:
             dev = int(device) if str(device).isdigit() else device
@@ -60,8 +59,7 @@ class AudioOut:
     def put(self, pcm: np.ndarray) -> None:
         try:
             self.blocks.put_nowait(pcm)
-        except queue.Full:
-            self.dropped += 1
+        except queue.Full:  # the device is behind: the oldest block goes
             try:
                 self.blocks.get_nowait()
             except queue.Empty:

@@ -27,12 +27,9 @@ class ViewerTrack(MediaStreamTrack):
         self._frames: deque = deque(maxlen=depth)
         self._ready = asyncio.Event()
         self._ended = False
-        self.dropped = 0  # frames this viewer lost to its bound
 
     def put(self, frame) -> None:
-        if len(self._frames) == self._frames.maxlen:
-            self.dropped += 1
-        self._frames.append(frame)
+        self._frames.append(frame)  # beyond the bound the oldest goes
         self._ready.set()
 
     def end(self) -> None:

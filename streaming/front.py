@@ -23,7 +23,7 @@ from .push import HARD_FRAME_BYTES
 from .app_common import CONFIG, MAX_OFFER_BYTES, add_routes
 from .app_common import fail as _fail
 from .app_common import guard as _guard
-from .app_common import over_session_budget
+from .app_common import over_session_budget, read_offer_body
 from .worker_pool import Worker, WorkerPool
 from .whip import RETRY_AFTER_S
 
@@ -34,8 +34,7 @@ POOL = web.AppKey("workers", object)
 # -- routes -------------------------------------------------------------------------------------
 def _forward_headers(request: web.Request) -> dict[str, str]:
     # The front has checked origin and token; the worker checks the token again (same settings).
-    keep = ("Authorization", "Content-Type")
-    return {k: request.headers[k] for k in keep if k in request.headers}
+    return {k: request.headers[k] for k in TO_WORKER if k in request.headers}
 
 
 async def health(request: web.Request) -> web.Response:
@@ -53,7 +52,7 @@ async def health(request: web.Request) -> web.Response:
 async def offer(request: web.Request) -> web.Response:
     if (denied := _guard(request)) is not None:
         return denied
-    body = await read_body(request)
+    body = await read_offer_body(request)
     if isinstance(body, web.Response):
         return body
     return await admit(request, body, 200, lambda resp: json.loads(resp.text).get("session_id"))
@@ -64,20 +63,10 @@ TO_WORKER = ("Authorization", "Content-Type", "If-Match")  # origin and token ar
 TO_CLIENT = ("Content-Type", "Location", "ETag", "Link", "Retry-After", "Accept-Post", "Accept-Patch")
 
 
-async def read_body(request: web.Request) -> bytes | web.Response:
-    if request.content_length is not None and request.content_length > MAX_OFFER_BYTES:
-        return _fail(413, "too_large", f"offer over {MAX_OFFER_BYTES} bytes")
-    try:
-        return await request.read()
-    except web.HTTPRequestEntityTooLarge:  # a body without a Content-Length, over the app's limit
-        return _fail(413, "too_large", f"offer over {MAX_OFFER_BYTES} bytes")
-
-
 async def forward(worker: Worker, request: web.Request, body: bytes) -> web.Response:
     """The request as it came (method, path, body, the headers the worker needs) and the worker's answer."""
-    headers = {k: request.headers[k] for k in TO_WORKER if k in request.headers}
     async with worker.http.request(request.method, worker.url(request.rel_url.path_qs), data=body,
-                                   headers=headers) as r:
+                                   headers=_forward_headers(request)) as r:
         data = await r.read()
         return web.Response(status=r.status, body=data, headers={k: r.headers[k] for k in TO_CLIENT if k in r.headers})
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import aiohttp
 from aiohttp import web
 
-from .app_common import fail, guard, over_session_budget
-from .front import POOL, admit, forward, read_body
+from .app_common import fail, guard, over_session_budget, read_offer_body
+from .front import POOL, admit, forward
 from .whip import add_routes
 
 
@@ -19,7 +19,7 @@ def setup(app: web.Application) -> None:
 async def whip_post(request: web.Request) -> web.Response:
     if (denied := guard(request)) is not None:
         return denied
-    body = await read_body(request)
+    body = await read_offer_body(request)
     if isinstance(body, web.Response):
         return body
     return await admit(request, body, 201, lambda resp: resp.headers.get("Location", "").rsplit("/", 1)[-1])
@@ -30,12 +30,13 @@ async def whep_post(request: web.Request) -> web.Response:
     if (denied := guard(request)) is not None:
         return denied
     pool = request.app[POOL]
-    if request.match_info["sid"] not in pool.routes:
-        return fail(404, "no_session", "no such session (closed, or never opened)")
+    worker = pool.routes.get(request.match_info["sid"])
+    if worker is None:
+        return _no_session()
     if (limited := over_session_budget(pool.budget, request)) is not None:
         pool.counters["rejected_rate"] += 1
         return limited
-    resp = await relay(request)
+    resp = await _relay_to(worker, request)
     if resp.status != 201:
         pool.budget.give_back(request.remote or "")
     return resp
@@ -46,8 +47,16 @@ async def relay(request: web.Request) -> web.Response:
         return denied
     worker = request.app[POOL].routes.get(request.match_info["sid"])
     if worker is None:
-        return fail(404, "no_session", "no such session (closed, or never opened)")
-    body = await read_body(request)
+        return _no_session()
+    return await _relay_to(worker, request)
+
+
+def _no_session() -> web.Response:
+    return fail(404, "no_session", "no such session (closed, or never opened)")
+
+
+async def _relay_to(worker, request: web.Request) -> web.Response:
+    body = await read_offer_body(request)
     if isinstance(body, web.Response):
         return body
     try:

@@ -19,7 +19,7 @@ from aiohttp import web
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.sdp import candidate_from_sdp
 
-from .app_common import BUDGET, CONFIG, COUNTERS, MAX_OFFER_BYTES, fail, guard, origin_ok, over_session_budget
+from .app_common import BUDGET, CONFIG, COUNTERS, fail, guard, origin_ok, over_session_budget, read_offer_body
 from .encoders import install_tuned_encoder
 from .fanout import Fanout
 from .runner import SessionRunner
@@ -88,14 +88,9 @@ def _content_type_is(request: web.Request, expected: str) -> bool:
 async def _read_sdp(request: web.Request) -> str | web.Response:
     if not _content_type_is(request, SDP):
         return fail(415, "unsupported_media_type", f"expected Content-Type: {SDP}")
-    if request.content_length is not None and request.content_length > MAX_OFFER_BYTES:
-        return fail(413, "too_large", f"offer over {MAX_OFFER_BYTES} bytes")
-    try:
-        raw = await request.read()
-    except web.HTTPRequestEntityTooLarge:
-        return fail(413, "too_large", f"offer over {MAX_OFFER_BYTES} bytes")
-    if len(raw) > MAX_OFFER_BYTES:
-        return fail(413, "too_large", f"offer over {MAX_OFFER_BYTES} bytes")
+    raw = await read_offer_body(request)
+    if isinstance(raw, web.Response):
+        return raw
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -185,7 +180,10 @@ async def whip_patch(request: web.Request) -> web.Response:
     match = request.headers.get("If-Match")
     if match is not None and match.strip() not in ("*", f'"{entry.etag}"'):
         return fail(412, "precondition_failed", "If-Match does not name this session's ETag")
-    text = (await request.read())[:MAX_OFFER_BYTES].decode("utf-8", "replace")
+    raw = await read_offer_body(request)
+    if isinstance(raw, web.Response):
+        return raw
+    text = raw.decode("utf-8", "replace")
     pc = entry.runner.pc
     ufrag = _ice_ufrag(text)
     if pc is None or pc.remoteDescription is None:
