@@ -82,6 +82,13 @@ def machine() -> dict:
             "load_avg": os.getloadavg()}
 
 
+def write_json(path: str | None, result: dict) -> None:
+    """The result as indented JSON at `path` (its folder made), when one is given."""
+    if path:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(json.dumps(result, indent=2) + "\n")
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--frames", type=int, default=500)
@@ -105,9 +112,7 @@ def main(argv=None) -> int:
           f"{result['performance']['median_ms']} ms, p95 {result['performance']['p95_ms']} ms; "
           f"full turn + open mouth median {result['full_turn_open_mouth']['median_ms']} ms "
           f"(load avg {result['machine']['load_avg'][0]:.1f})")
-    if a.json:
-        Path(a.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(a.json).write_text(json.dumps(result, indent=2) + "\n")
+    write_json(a.json, result)
     return 0
 
 

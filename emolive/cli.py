@@ -55,7 +55,8 @@ def _cmd_render(args) -> int:
         mix = " + ".join(f"{e} {w:.2f}" for e, w in sorted(t.mixture.items(), key=lambda kv: -kv[1]))
         print(f"prompt read as {mix} at intensity {t.intensity:.2f} (confidence {t.confidence:.2f}): {t.reason}")
     n = render_to_mp4(out=args.out, avatar=args.avatar, expressions=args.expressions, audio=args.audio,
-                      fps=args.fps, emotion=args.emotion, prompt=args.prompt, size=args.size)
+                      fps=args.fps, emotion=args.emotion, prompt=args.prompt, size=args.size,
+                      neural_mouth=args.neural_mouth)
     print(f"wrote {args.out} ({n} frames)")
     return 0
 
@@ -110,6 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", required=True, help="output .mp4")
     r.add_argument("--fps", type=_fps, default=None, help="frame rate for --audio (default 25)")
     r.add_argument("--size", type=_positive_int(128, 2048), default=512, help="frame size when --avatar is a photo")
+    r.add_argument("--no-neural-mouth", dest="neural_mouth", action="store_false",
+                   help="draw the mouth with the mesh warp alone, without the neural mouth")
     emo = r.add_mutually_exclusive_group()
     emo.add_argument("--emotion", help="NAME[:INTENSITY], a mixture 'happy:0.7,surprised:0.3', or a timeline JSON file")
     emo.add_argument("--prompt", help='emotion as text, e.g. "very happy with a little surprised"')

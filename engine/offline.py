@@ -9,7 +9,7 @@ import numpy as np
 from .avatar import load_avatar
 from .io.timeline import load_expressions
 from .io.video_writer import Mp4Writer
-from .renderers import create
+from .renderers import create, switch_options
 from .types import FaceState
 
 
@@ -25,9 +25,10 @@ def _check_out(out: str | Path) -> Path:
 
 
 def write_states(out: str | Path, avatar, states: Iterable[FaceState], fps: float,
-                 audio: np.ndarray | None = None, audio_rate: int | None = None, renderer: str = "meshwarp") -> int:
+                 audio: np.ndarray | None = None, audio_rate: int | None = None, renderer: str = "meshwarp",
+                 neural_mouth: bool = True) -> int:
     """Render face states to an mp4; audio, when given, starts at t = 0 like frame 0."""
-    r = create(renderer, avatar)
+    r = create(renderer, avatar, **switch_options(renderer, neural_mouth=neural_mouth))
     n = 0
     try:
         with Mp4Writer(out, fps, r.size, audio_rate=audio_rate if audio is not None else None) as w:
@@ -42,7 +43,7 @@ def write_states(out: str | Path, avatar, states: Iterable[FaceState], fps: floa
 
 
 def render_to_mp4(out, avatar=None, expressions=None, audio=None, fps=None, emotion=None, prompt=None,
-                  size: int = 512) -> int:
+                  size: int = 512, neural_mouth: bool = True) -> int:
     out = _check_out(out)
     if expressions is not None:
         if emotion or prompt:
@@ -50,10 +51,11 @@ def render_to_mp4(out, avatar=None, expressions=None, audio=None, fps=None, emot
             raise TimelineError("--emotion/--prompt apply to --audio renders; put emotion into the expressions file")
         file_fps, states = load_expressions(expressions)
         av = load_avatar(avatar, size=size)
-        return write_states(out, av, states, fps or file_fps)
+        return write_states(out, av, states, fps or file_fps, neural_mouth=neural_mouth)
     from .speech_render import render_speech
 
-    return render_speech(out, audio, avatar=avatar, fps=fps or 25, emotion=emotion, prompt=prompt, size=size)
+    return render_speech(out, audio, avatar=avatar, fps=fps or 25, emotion=emotion, prompt=prompt, size=size,
+                         neural_mouth=neural_mouth)
 
 
 DEMO_TEXT = ("Hello! I am the emolive default avatar. I follow your voice, "

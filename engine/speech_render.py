@@ -88,8 +88,10 @@ def speech_states(samples, rate: int, fps: float = 25.0, emotion: str | None = N
         yield controller.apply(idle.apply(f.state, f.vad), f.vad)
 
 
-def render_speech(out, audio, avatar=None, fps: float = 25.0, emotion=None, prompt=None, size: int = 512) -> int:
+def render_speech(out, audio, avatar=None, fps: float = 25.0, emotion=None, prompt=None, size: int = 512,
+                  neural_mouth: bool = True) -> int:
     samples, rate = read_audio_file(audio)
     # Computed before the (slower) avatar build, so bad emotion options fail first.
     states = list(speech_states(samples, rate, fps=fps, emotion=emotion, prompt=prompt))
-    return write_states(out, load_avatar(avatar, size=size), states, fps, audio=samples, audio_rate=rate)
+    return write_states(out, load_avatar(avatar, size=size), states, fps, audio=samples, audio_rate=rate,
+                        neural_mouth=neural_mouth)

@@ -102,26 +102,28 @@ def default_emotion_factory(initial: str | None) -> EmotionControl:
     return EmotionControl(EmotionController(initial), prompt_parser, IdleLife(seed), seed)
 
 
-def renderer_factory_for(name: str = "meshwarp", cache_size: int = 8) -> Callable[[str | None], Any]:
+def renderer_factory_for(name: str = "meshwarp", cache_size: int = 8,
+                         neural_mouth: bool = True) -> Callable[[str | None], Any]:
     """Renderer per session; avatars are cached (loading one takes seconds, a session must start in < 0.5 s)."""
     from functools import lru_cache
     from pathlib import Path
 
     from engine.avatar import load_avatar
-    from engine.renderers import create
+    from engine.renderers import create, switch_options
 
     cached = lru_cache(maxsize=cache_size)(load_avatar)
+    options = switch_options(name, neural_mouth=neural_mouth)
 
     def make(avatar: str | None):
         if avatar is not None and (Path(avatar) / "diffusion.json").is_file():
-            return create(name, avatar)  # a trained renderer's bundle carries its own avatar
-        return create(name, cached(avatar))
+            return create(name, avatar, **options)  # a trained renderer's bundle carries its own avatar
+        return create(name, cached(avatar), **options)
 
     return make
 
 
 def real_parts(renderer: str = "meshwarp", model_factory: Callable[[], SpeechModel] | None = None,
-               fps: int = 25) -> EngineParts:
+               fps: int = 25, neural_mouth: bool = True) -> EngineParts:
     """The real engine: audio-to-expression, emotion controller, renderer."""
     if model_factory is None:
         try:
@@ -135,7 +137,8 @@ def real_parts(renderer: str = "meshwarp", model_factory: Callable[[], SpeechMod
         latency = model_latency_s(model_factory())
     except Exception as e:  # a missing weight file, a broken install: tell the operator at start
         raise EngineUnavailable(f"cannot create the audio-to-expression model: {e}") from e
-    return EngineParts(model_factory, default_emotion_factory, renderer_factory_for(renderer), latency)
+    return EngineParts(model_factory, default_emotion_factory,
+                       renderer_factory_for(renderer, neural_mouth=neural_mouth), latency)
 
 
 def warm_up_engine(parts: EngineParts, avatar: str | None = None, sample_rate: int = 48_000,

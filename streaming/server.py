@@ -152,7 +152,7 @@ def create_app(config: ServerConfig, parts: EngineParts | None = None,
     app = web.Application(client_max_size=MAX_OFFER_BYTES * 2)
     app[CONFIG] = config
     app[INPUT] = source if source is not None else build_input(config)  # a bad --audio / --mic fails first
-    app[PARTS] = parts or real_parts(config.renderer, fps=config.fps)
+    app[PARTS] = parts or real_parts(config.renderer, fps=config.fps, neural_mouth=config.neural_mouth)
     app[SESSIONS] = {}
     app[POOL] = ThreadPoolExecutor(config.render_threads, thread_name_prefix="emolive-render")
     app[COUNTERS] = {"sessions_started": 0, "rejected_full": 0, "rejected_rate": 0, "recordings": 0}
@@ -210,6 +210,8 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     p.add_argument("--port", type=int)
     p.add_argument("--avatar", help="default avatar (image or bundle) for sessions")
     p.add_argument("--renderer")
+    p.add_argument("--no-neural-mouth", dest="neural_mouth", action="store_const", const=False, default=None,
+                   help="meshwarp without the neural mouth (config: neural_mouth: false)")
     p.add_argument("--fps", type=int)
     p.add_argument("--max-sessions", type=int)
     p.add_argument("--workers", help="processes to spread the sessions over: a number (1: everything in this "
@@ -259,7 +261,8 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         config = load_config(args.config, host=args.host, port=args.port, avatar=args.avatar,
-                             renderer=args.renderer, fps=args.fps, max_sessions=args.max_sessions,
+                             renderer=args.renderer, neural_mouth=args.neural_mouth, fps=args.fps,
+                             max_sessions=args.max_sessions,
                              token=args.token, ice_loopback=args.ice_loopback, audio=args.audio,
                              audio_loop=args.loop, mic=args.mic,
                              mic_device=int(args.mic_device) if args.mic_device and args.mic_device.isdigit()

@@ -1,6 +1,6 @@
 """Renderers behind one interface; `create(name, avatar)` picks one by name."""
-from .base import Renderer, RendererError, available, create, register
+from .base import Renderer, RendererError, available, create, register, switch_options
 from . import meshwarp  # noqa: F401  (registers "meshwarp")
 from . import diffusion  # noqa: F401  (registers "diffusion")
 
-__all__ = ["Renderer", "RendererError", "available", "create", "register"]
+__all__ = ["Renderer", "RendererError", "available", "create", "register", "switch_options"]

@@ -49,3 +49,9 @@ def create(name: str, avatar, **options) -> Renderer:
     if name not in _REGISTRY:
         raise RendererError(f"unknown renderer {name!r}; available: {', '.join(available()) or 'none'}")
     return _REGISTRY[name](avatar, **options)
+
+
+def switch_options(name: str, neural_mouth: bool = True) -> dict:
+    """The options the command line and the server config set, for the renderer `name`: only those it takes
+    (an unknown keyword is an error in a renderer's factory)."""
+    return {"neural_mouth": neural_mouth} if name == "meshwarp" else {}

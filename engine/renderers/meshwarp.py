@@ -3,9 +3,10 @@
 Per frame: rig displacements (expression) and a head rotation move the mesh
 vertices; only triangles that moved are redrawn over a copy of the photo, far
 ones first so the face overlaps itself correctly during turns; then a painted
-mouth interior fills the lips' opening beyond what the photo already shows,
-expression folds (forehead lines, brow furrows, nasolabial folds...) are shaded
-in (folds.py), and closing lids end in a lash line.
+mouth interior fills the lips' opening beyond what the photo already shows, the
+neural mouth (engine/neural_mouth) redraws the lower face, expression folds
+(forehead lines, brow furrows, nasolabial folds...) are shaded in (folds.py),
+and closing lids end in a lash line.
 """
 from __future__ import annotations
 
@@ -151,12 +152,14 @@ class MeshWarpRenderer:
     name = "meshwarp"
 
     def __init__(self, avatar, rig=None, mouth_interior: bool = True, gain=None, folds: bool = True,
-                 rest: bool = False, au_shapes: bool = True, eyes: bool = True):
+                 rest: bool = False, au_shapes: bool = True, eyes: bool = True, neural_mouth: bool = False):
         """`rest`: render states relative to the photo's own expression (engine/avatar/rest.py), so the
         neutral state un-smiles a smiling photo; off, the neutral state is the photo (the diffusion
         hint and its tracking rely on that). The registered "meshwarp" renderer turns it on.
         `au_shapes`: add the AU4 knit and the AU9/10 upper-lip rise (off only to measure them).
-        `eyes`: paint a sclera and a round iris when the lids open wider than at rest (eyes.py)."""
+        `eyes`: paint a sclera and a round iris when the lids open wider than at rest (eyes.py).
+        `neural_mouth`: redraw the lower face with the neural mouth (engine/neural_mouth); the registered
+        renderer turns it on. An avatar it refuses renders as without it: `self.neural_mouth.reason` says why."""
         self.avatar = avatar
         self.size = avatar.size
         self._src = np.ascontiguousarray(avatar.image)
@@ -210,6 +213,13 @@ class MeshWarpRenderer:
         self._mouth = MouthPainter(self._v0, frame.scale) if mouth_interior else None
         self._folds = FoldPainter(frame.scale) if folds else None
         self._eyes = EyePainter(self._src, self._v0, self._base, frame.scale) if eyes else None
+        self.neural_mouth = None
+        if neural_mouth:
+            from ..neural_mouth.runtime import NeuralMouth  # ONNX Runtime is loaded only when asked for
+
+            self.neural_mouth = NeuralMouth(avatar)
+        # Refused (reason logged at construction): nothing to call per frame.
+        self._neural = self.neural_mouth if self.neural_mouth is not None and self.neural_mouth.enabled else None
         self._lids = [(COEFF_INDEX[n], np.array([u for u, _ in lids])) for n, lids in
                       (("eyeBlinkRight", EYE_R_LIDS), ("eyeBlinkLeft", EYE_L_LIDS))]
         self._lash_shift = LASH_SHIFT * frame.scale
@@ -264,11 +274,14 @@ class MeshWarpRenderer:
         out = self._src.copy()
         if len(draw):
             warp_triangles(self._src, src_xy, dst_xy, self._tris, out, draw)
+        if self._mouth is not None:
+            self._mouth.paint(out, dst_xy)
+        if self._neural is not None:
+            # Before the folds: the generator learned from warped frames with the painted interior, no folds.
+            self._neural.apply(out, dst_xy)
         if self._folds is not None:
             # Folds the photo already shows are not drawn again.
             self._folds.paint(out, np.asarray(state.coeffs) - self._rest_c, dst_xy)
-        if self._mouth is not None:
-            self._mouth.paint(out, dst_xy)
         if self._eyes is not None:
             self._eyes.paint(out, dst_xy)
         self._paint_lashes(out, state, dst_xy)
@@ -298,4 +311,5 @@ class MeshWarpRenderer:
 @register("meshwarp")
 def _create(avatar, **options) -> MeshWarpRenderer:
     options.setdefault("rest", True)
+    options.setdefault("neural_mouth", True)
     return MeshWarpRenderer(avatar, **options)

@@ -19,13 +19,20 @@ def tiny_diffusion_bundle(shared, tmp_path_factory):
     return out
 
 
-@pytest.fixture(params=renderers.available())
+# Every registered renderer as it comes, and meshwarp without the neural mouth too.
+CASES = [pytest.param((name, {}), id=name) for name in renderers.available()] + [
+    pytest.param(("meshwarp", {"neural_mouth": False}), id="meshwarp-no-neural-mouth")]
+
+
+@pytest.fixture(params=CASES)
 def renderer(request, default_avatar):
-    options = {}
-    if request.param == "diffusion":  # needs a trained bundle; CPU asked for explicitly
+    name, options = request.param
+    if name == "diffusion":  # needs a trained bundle; CPU asked for explicitly
         options = {"bundle": request.getfixturevalue("tiny_diffusion_bundle"), "device": "cpu"}
-    r = renderers.create(request.param, default_avatar, **options)
-    assert r.name == request.param
+    r = renderers.create(name, default_avatar, **options)
+    assert r.name == name
+    if name == "meshwarp":  # on unless turned off, and drawing on the default avatar
+        assert (r.neural_mouth is not None and r.neural_mouth.enabled) == options.get("neural_mouth", True)
     yield r
     r.close()
 
