@@ -88,12 +88,14 @@ def _resolve_bundle(avatar, bundle) -> Path | None:
 @register("diffusion")
 def _create(avatar, bundle=None, device: str = "auto", backend: str = "onnxruntime", threads: int = 1,
             steps: int | None = None, seed: int | None = None, identity_mix: float = 1.0,
-            identity_mix_steps: int = 0, **meshwarp_options):
+            identity_mix_steps: int = 0, neural_mouth: bool = True, **meshwarp_options):
     """The diffusion renderer of a bundle, or meshwarp (with a warning) when it cannot run here.
 
     device: "auto" (a GPU or fall back), "cuda", or "cpu" (explicit: slow, for tests and benchmarks).
     A bundle renders its own identity: the `avatar` argument is used only for the meshwarp fallback.
+    `neural_mouth` applies to that fallback only (the denoiser redraws the mouth itself).
     """
+    meshwarp_options["neural_mouth"] = neural_mouth
     path = _resolve_bundle(avatar, bundle)
     if path is None:
         if avatar is None or isinstance(avatar, (str, Path)):
@@ -113,6 +115,7 @@ def _create(avatar, bundle=None, device: str = "auto", backend: str = "onnxrunti
         return create("meshwarp", fallback, **meshwarp_options)
     except PredictorError as e:
         raise RendererError(str(e)) from None
+    meshwarp_options.pop("neural_mouth")
     if meshwarp_options:
         raise RendererError(f"unknown diffusion renderer options: {', '.join(sorted(meshwarp_options))}")
     if avatar is not None and not isinstance(avatar, (str, Path)) and avatar is not b.avatar:
