@@ -1,0 +1,204 @@
+"""EmoliveVideoService in a real Pipecat pipeline: real speech in as TTSAudioRawFrames, an emotion frame,
+an interruption in the middle of a segment; the frames that come out are checked, and the mouth is
+re-measured on them with MediaPipe's Face Landmarker. Every wait is on a frame reaching the sink."""
+from __future__ import annotations
+
+import asyncio
+from math import ceil
+
+import numpy as np
+import pytest
+
+pytest.importorskip("pipecat", reason="the pipecat extra is not installed")
+
+from pipecat.frames.frames import (EndFrame, InterruptionFrame, OutputImageRawFrame,  # noqa: E402
+                                   TTSAudioRawFrame, TTSStartedFrame, TTSStoppedFrame)
+from pipecat.pipeline.pipeline import Pipeline  # noqa: E402
+from pipecat.pipeline.worker import PipelineParams, PipelineWorker  # noqa: E402
+from pipecat.processors.frame_processor import FrameDirection, FrameProcessor  # noqa: E402
+from pipecat.workers.runner import WorkerRunner  # noqa: E402
+
+from emolive.pipecat import EmoliveEmotionFrame, EmoliveVideoService  # noqa: E402
+from emolive.pipecat.avatar_engine import AvatarEngine  # noqa: E402
+
+FPS, SIZE, TTS_RATE, CHUNK = 25, 512, 24_000, 480  # 20 ms TTS chunks at 24 kHz (resampled to the engine's 16)
+WAIT_S = 60.0  # a safety net only: every wait ends on a frame
+
+
+class Sink(FrameProcessor):
+    """Records what leaves the service and wakes waiters as frames arrive."""
+
+    def __init__(self):
+        super().__init__()
+        self.frames = []
+        self._changed = asyncio.Condition()
+
+    async def process_frame(self, frame, direction):
+        await super().process_frame(frame, direction)
+        if direction is FrameDirection.DOWNSTREAM:
+            self.frames.append(frame)
+            async with self._changed:
+                self._changed.notify_all()
+        await self.push_frame(frame, direction)
+
+    async def wait_for(self, predicate):
+        async with self._changed:
+            await asyncio.wait_for(self._changed.wait_for(lambda: predicate(self.frames)), WAIT_S)
+
+
+def tts_frames(samples: np.ndarray, rate: int) -> list[TTSAudioRawFrame]:
+    from engine.audio.resample import resample
+
+    pcm = (np.clip(resample(samples, rate, TTS_RATE), -1, 1) * 32767).astype(np.int16)
+    return [TTSAudioRawFrame(audio=pcm[i:i + CHUNK].tobytes(), sample_rate=TTS_RATE, num_channels=1)
+            for i in range(0, len(pcm), CHUNK)]
+
+
+def count(frames, cls, after=None, **meta):
+    if after is not None and after not in frames:
+        return 0
+    start = 0 if after is None else frames.index(after) + 1
+    return sum(1 for f in frames[start:] if isinstance(f, cls)
+               and all(f.metadata.get("emolive", {}).get(k) == v for k, v in meta.items()))
+
+
+def images(frames, speech: bool):
+    return [f for f in frames if isinstance(f, OutputImageRawFrame) and f.metadata["emolive"]["speech"] == speech]
+
+
+def rgb(frame: OutputImageRawFrame) -> np.ndarray:
+    w, h = frame.size
+    return np.frombuffer(frame.image, np.uint8).reshape(h, w, 3)
+
+
+@pytest.fixture(scope="module")
+def engine():
+    e = AvatarEngine.build(None, SIZE, FPS, None, "meshwarp", True)
+    yield e
+    e.close()
+
+
+@pytest.fixture(scope="module")
+def landmarker(shared):
+    from engine.measure import Landmarker
+
+    with Landmarker() as lm:
+        yield lm
+
+
+def blendshape(landmarker, frame, name: str) -> float:
+    from engine.types import BLENDSHAPE_NAMES
+
+    m = landmarker.detect(rgb(frame))
+    assert m is not None, "no face re-detected on an output frame"
+    return float(m.blendshapes[BLENDSHAPE_NAMES.index(name)])
+
+
+async def run(service, script):
+    """Run [service, sink] in a real pipeline worker; `script(worker, sink)` drives it."""
+    sink = Sink()
+    worker = PipelineWorker(Pipeline([service, sink]), params=PipelineParams(), cancel_on_idle_timeout=False)
+    started = asyncio.Event()
+
+    @worker.event_handler("on_pipeline_started")
+    async def _started(_worker, _frame):
+        started.set()
+
+    async def drive():
+        await asyncio.wait_for(started.wait(), WAIT_S)
+        await script(worker, sink)
+        await worker.queue_frame(EndFrame())
+
+    runner = WorkerRunner()
+    await runner.add_workers(worker)
+    await asyncio.gather(runner.run(), drive())
+    return sink.frames
+
+
+def test_speech_emotion_and_interruption(engine, grid_speech, landmarker):
+    samples, rate, speech_mask = grid_speech
+    voice = tts_frames(samples, rate)
+    half = len(voice) // 2
+    service = EmoliveVideoService(engine=engine, fps=FPS)
+    marks = {}
+
+    async def script(worker, sink):
+        # Idle life before anyone speaks (paced by the clock: wait for two frames of it).
+        await sink.wait_for(lambda fr: len(images(fr, False)) >= 2)
+        marks["start1"] = TTSStartedFrame()
+        await worker.queue_frames([marks["start1"], *voice, TTSStoppedFrame()])
+        await sink.wait_for(lambda fr: count(fr, TTSStoppedFrame) == 1)
+        # A bad spec is ignored; the good one after it holds.
+        await worker.queue_frames([EmoliveEmotionFrame("hapy:0.8"), EmoliveEmotionFrame("happy:0.8", 0.0)])
+        marks["start2"] = TTSStartedFrame()
+        await worker.queue_frames([marks["start2"], *voice[:half]])
+        # The interruption lands once half of the second segment's voice has come out.
+        await sink.wait_for(lambda fr: count(fr, TTSAudioRawFrame, after=marks["start2"]) >= half - 10)
+        marks["interrupt"] = InterruptionFrame()
+        await worker.queue_frame(marks["interrupt"])
+        await sink.wait_for(lambda fr: marks["interrupt"] in fr)
+        await worker.queue_frame(TTSStoppedFrame())
+        await sink.wait_for(lambda fr: count(fr, OutputImageRawFrame, after=marks["interrupt"]) >= 5)
+
+    frames = asyncio.run(run(service, script))
+    i1, i2, ii = (frames.index(marks[k]) for k in ("start1", "start2", "interrupt"))
+    seg1 = frames[i1:i2]
+    # Frames: the configured size, one per 1 / fps of voice (from sample positions), in timeline order.
+    assert all(f.size == (SIZE, SIZE) and len(f.image) == SIZE * SIZE * 3 for f in images(frames, True))
+    n_voice = sum(len(f.audio) // 2 for f in voice)
+    assert count(seg1, OutputImageRawFrame, speech=True) == ceil(n_voice * FPS / TTS_RATE)
+    ks = [f.metadata["emolive"]["frame"] for f in frames if isinstance(f, OutputImageRawFrame)]
+    assert ks == sorted(ks) and len(set(ks)) == len(ks)
+    assert all(f.pts == f.metadata["emolive"]["frame"] * 1_000_000_000 // FPS
+               for f in frames if isinstance(f, OutputImageRawFrame))
+    # The voice comes out unchanged and in order: all of segment 1, a prefix of segment 2, nothing after.
+    out_audio = [f for f in frames if isinstance(f, TTSAudioRawFrame)]
+    assert out_audio[:len(voice)] == voice and all(a is b for a, b in zip(out_audio, voice))
+    second = out_audio[len(voice):]
+    assert half - 10 <= len(second) < half and all(a is b for a, b in zip(second, voice))
+    # After the interruption: no voice and no speech-driven frames, only idle life.
+    after = frames[ii + 1:]
+    assert not any(isinstance(f, TTSAudioRawFrame) for f in after) and not images(after, True)
+    assert len(images(after, False)) >= 5
+    # Each speech image comes right before the voice that plays from its instant on.
+    pos, k0 = 0, seg1[1].metadata["emolive"]["frame"] if isinstance(seg1[1], OutputImageRawFrame) else None
+    assert k0 is not None, "the first speech frame comes before the first voice"
+    for f in seg1:
+        if isinstance(f, TTSAudioRawFrame):
+            pos += len(f.audio) // 2
+        elif isinstance(f, OutputImageRawFrame):
+            at = (f.metadata["emolive"]["frame"] - k0) * TTS_RATE // FPS
+            assert pos <= at < pos + CHUNK + 1
+
+    # The mouth moves with the speech (re-measured on the output, per the clip's word alignment) and
+    # rests after the interruption.
+    jaw = np.array([blendshape(landmarker, f, "jawOpen") for f in images(seg1, True)])
+    assert len(jaw) == len(speech_mask)
+    talking, silent = jaw[speech_mask].mean(), jaw[~speech_mask].mean()
+    assert talking > 2 * silent and talking > silent + 0.02, (talking, silent)
+    assert np.percentile(jaw[speech_mask], 90) - np.percentile(jaw[speech_mask], 10) > 0.03
+    rest = [blendshape(landmarker, f, "jawOpen") for f in images(after, False)[-3:]]
+    assert max(rest) < talking
+    # The emotion frame took effect: the target is happy at 0.8, and the face smiles more than before.
+    target = service.emotion["target"]
+    assert target["mixture"] == {"happy": 1.0} and target["intensity"] == pytest.approx(0.8)
+
+    def smile(f):
+        return blendshape(landmarker, f, "mouthSmileLeft") + blendshape(landmarker, f, "mouthSmileRight")
+
+    before = np.mean([smile(f) for f in images(frames[:i1], False)])
+    assert np.mean([smile(f) for f in images(after, False)[-3:]]) > before + 0.1
+    assert service.stats["interruptions"] == 1
+
+
+def test_emotion_specs_and_sentences():
+    from engine.emotion import EmotionError
+    from emolive.pipecat.emotion_spec import read_spec
+
+    assert read_spec("happy:0.8").mixture == {"happy": 1.0}
+    mix = read_spec("happy:0.7+surprised:0.3@0.9")
+    assert mix.mixture == pytest.approx({"happy": 0.7, "surprised": 0.3}) and mix.intensity == pytest.approx(0.9)
+    sentence = read_spec("very happy with a little surprised")
+    assert sentence.dominant() == "happy" and "surprised" in sentence.mixture
+    with pytest.raises(EmotionError):
+        read_spec("hapy:0.8")
