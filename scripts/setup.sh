@@ -20,7 +20,7 @@ PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 PIP=(.venv/bin/python -m pip install -q --disable-pip-version-check)
 stamp=.venv/.emolive-deps
-want=$(cat requirements.txt pyproject.toml scripts/setup.sh | sha256sum | cut -c1-16)
+want=$(cat requirements.txt requirements-pipecat.txt pyproject.toml scripts/setup.sh | sha256sum | cut -c1-16)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "[setup] installing Python packages into .venv"
   "${PIP[@]}" --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
@@ -28,6 +28,9 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   "${PIP[@]}" torch==2.13.0
   "${PIP[@]}" -r requirements.txt
   "${PIP[@]}" --no-deps mediapipe==0.10.21 fer==25.10.3
+  # The pipecat extra (emolive.pipecat): without its protobuf>=5 wish (see requirements-pipecat.txt).
+  "${PIP[@]}" -r requirements-pipecat.txt
+  "${PIP[@]}" --no-deps pipecat-ai==1.14.0
   "${PIP[@]}" --no-deps -e .
   echo "$want" > "$stamp"
 fi
