@@ -103,8 +103,9 @@ def default_emotion_factory(initial: str | None) -> EmotionControl:
 
 
 def renderer_factory_for(name: str = "meshwarp", cache_size: int = 8,
-                         neural_mouth: bool = True) -> Callable[[str | None], Any]:
-    """Renderer per session; avatars are cached (loading one takes seconds, a session must start in < 0.5 s)."""
+                         neural_mouth: bool = True, size: int = 512) -> Callable[[str | None], Any]:
+    """Renderer per session; avatars are cached (loading one takes seconds, a session must start in < 0.5 s).
+    `size` is the frame's side in pixels for avatars built from a photo or the default one."""
     from functools import lru_cache
     from pathlib import Path
 
@@ -117,13 +118,13 @@ def renderer_factory_for(name: str = "meshwarp", cache_size: int = 8,
     def make(avatar: str | None):
         if avatar is not None and (Path(avatar) / "diffusion.json").is_file():
             return create(name, avatar, **options)  # a trained renderer's bundle carries its own avatar
-        return create(name, cached(avatar), **options)
+        return create(name, cached(avatar, size), **options)
 
     return make
 
 
 def real_parts(renderer: str = "meshwarp", model_factory: Callable[[], SpeechModel] | None = None,
-               fps: int = 25, neural_mouth: bool = True) -> EngineParts:
+               fps: int = 25, neural_mouth: bool = True, size: int = 512) -> EngineParts:
     """The real engine: audio-to-expression, emotion controller, renderer."""
     if model_factory is None:
         try:
@@ -138,7 +139,7 @@ def real_parts(renderer: str = "meshwarp", model_factory: Callable[[], SpeechMod
     except Exception as e:  # a missing weight file, a broken install: tell the operator at start
         raise EngineUnavailable(f"cannot create the audio-to-expression model: {e}") from e
     return EngineParts(model_factory, default_emotion_factory,
-                       renderer_factory_for(renderer, neural_mouth=neural_mouth), latency)
+                       renderer_factory_for(renderer, neural_mouth=neural_mouth, size=size), latency)
 
 
 def warm_up_engine(parts: EngineParts, avatar: str | None = None, sample_rate: int = 48_000,

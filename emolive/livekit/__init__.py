@@ -1,0 +1,9 @@
+"""emolive avatars for LiveKit Agents (`pip install "emolive[livekit]"`); see docs/getting-started/livekit.md.
+
+Only this package imports LiveKit: the rest of emolive runs without it.
+"""
+from .avatar import AvatarSession
+from .emotion_specs import EMOTION_ATTRIBUTE
+from .generator import EmoliveVideoGenerator
+
+__all__ = ["EMOTION_ATTRIBUTE", "AvatarSession", "EmoliveVideoGenerator"]
