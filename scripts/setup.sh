@@ -31,6 +31,8 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   # The pipecat extra (emolive.pipecat): without its protobuf>=5 wish (see requirements-pipecat.txt).
   "${PIP[@]}" -r requirements-pipecat.txt
   "${PIP[@]}" --no-deps pipecat-ai==1.14.0
+  # The livekit extra (emolive.livekit), held to the protobuf and numpy the rest needs (see pyproject.toml).
+  "${PIP[@]}" livekit==1.0.25 livekit-agents==1.1.7 "protobuf<5" "numpy<2"
   "${PIP[@]}" --no-deps -e .
   echo "$want" > "$stamp"
 fi
