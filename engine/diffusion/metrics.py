@@ -10,8 +10,8 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     return float(10 * np.log10(255.0 ** 2 / max(mse, 1e-10)))
 
 
-def ssim(a: np.ndarray, b: np.ndarray) -> float:
-    """Mean SSIM over the channels of two uint8 images (11x11 Gaussian window, sigma 1.5)."""
+def ssim_map(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Per-pixel SSIM of two uint8 images (11x11 Gaussian window, sigma 1.5), averaged over the channels."""
     c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
     x, y = a.astype(np.float64), b.astype(np.float64)
 
@@ -21,7 +21,12 @@ def ssim(a: np.ndarray, b: np.ndarray) -> float:
     mx, my = blur(x), blur(y)
     sxx, syy, sxy = blur(x * x) - mx * mx, blur(y * y) - my * my, blur(x * y) - mx * my
     m = ((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx * mx + my * my + c1) * (sxx + syy + c2))
-    return float(m.mean())
+    return m.mean(axis=2) if m.ndim == 3 else m
+
+
+def ssim(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean SSIM over the channels of two uint8 images."""
+    return float(ssim_map(a, b).mean())
 
 
 def scores(pred: np.ndarray, real: np.ndarray, mouth: tuple[int, int, int, int]) -> dict[str, float]:
