@@ -61,7 +61,7 @@ def main(argv=None) -> int:
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
     av = load_avatar(a.avatar, size=a.size)
-    with_mouth = create("meshwarp", av)
+    with_mouth = create("meshwarp", av, neural_mouth=True)
     nm = with_mouth.neural_mouth
     if not nm.enabled:
         print(f"bench_neural_mouth: the neural mouth is off for this avatar: {nm.reason}", file=sys.stderr)

@@ -111,8 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", required=True, help="output .mp4")
     r.add_argument("--fps", type=_fps, default=None, help="frame rate for --audio (default 25)")
     r.add_argument("--size", type=_positive_int(128, 2048), default=512, help="frame size when --avatar is a photo")
-    r.add_argument("--no-neural-mouth", dest="neural_mouth", action="store_false",
-                   help="draw the mouth with the mesh warp alone, without the neural mouth")
+    r.add_argument("--neural-mouth", action=argparse.BooleanOptionalAction, default=False,
+                   help="redraw the lower face with the neural mouth (meshwarp; default: off)")
     emo = r.add_mutually_exclusive_group()
     emo.add_argument("--emotion", help="NAME[:INTENSITY], a mixture 'happy:0.7,surprised:0.3', or a timeline JSON file")
     emo.add_argument("--prompt", help='emotion as text, e.g. "very happy with a little surprised"')

@@ -26,7 +26,7 @@ def _check_out(out: str | Path) -> Path:
 
 def write_states(out: str | Path, avatar, states: Iterable[FaceState], fps: float,
                  audio: np.ndarray | None = None, audio_rate: int | None = None, renderer: str = "meshwarp",
-                 neural_mouth: bool = True) -> int:
+                 neural_mouth: bool = False) -> int:
     """Render face states to an mp4; audio, when given, starts at t = 0 like frame 0."""
     r = create(renderer, avatar, **switch_options(renderer, neural_mouth=neural_mouth))
     n = 0
@@ -43,7 +43,7 @@ def write_states(out: str | Path, avatar, states: Iterable[FaceState], fps: floa
 
 
 def render_to_mp4(out, avatar=None, expressions=None, audio=None, fps=None, emotion=None, prompt=None,
-                  size: int = 512, neural_mouth: bool = True) -> int:
+                  size: int = 512, neural_mouth: bool = False) -> int:
     out = _check_out(out)
     if expressions is not None:
         if emotion or prompt:

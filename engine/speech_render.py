@@ -89,7 +89,7 @@ def speech_states(samples, rate: int, fps: float = 25.0, emotion: str | None = N
 
 
 def render_speech(out, audio, avatar=None, fps: float = 25.0, emotion=None, prompt=None, size: int = 512,
-                  neural_mouth: bool = True) -> int:
+                  neural_mouth: bool = False) -> int:
     samples, rate = read_audio_file(audio)
     # Computed before the (slower) avatar build, so bad emotion options fail first.
     states = list(speech_states(samples, rate, fps=fps, emotion=emotion, prompt=prompt))

@@ -16,8 +16,8 @@ class ServerConfig(BaseModel):
     port: int = Field(8080, ge=0, le=65535)
     avatar: str | None = None  # default avatar for sessions that do not ask for one
     renderer: str = "meshwarp"
-    # meshwarp redraws the lower face with the neural mouth (engine/neural_mouth); false: the warp alone
-    neural_mouth: bool = True
+    # true: meshwarp redraws the lower face with the neural mouth (engine/neural_mouth); off by default
+    neural_mouth: bool = False
     fps: int = Field(25, ge=1, le=60)
     sample_rate: int = 48_000  # engine and outbound audio rate (the Opus rate)
     # Both are part of the voice delay (look-ahead + render budget + jitter). Chosen from the bench

@@ -103,7 +103,7 @@ def default_emotion_factory(initial: str | None) -> EmotionControl:
 
 
 def renderer_factory_for(name: str = "meshwarp", cache_size: int = 8,
-                         neural_mouth: bool = True, size: int = 512) -> Callable[[str | None], Any]:
+                         neural_mouth: bool = False, size: int = 512) -> Callable[[str | None], Any]:
     """Renderer per session; avatars are cached (loading one takes seconds, a session must start in < 0.5 s).
     `size` is the frame's side in pixels for avatars built from a photo or the default one."""
     from functools import lru_cache
@@ -124,7 +124,7 @@ def renderer_factory_for(name: str = "meshwarp", cache_size: int = 8,
 
 
 def real_parts(renderer: str = "meshwarp", model_factory: Callable[[], SpeechModel] | None = None,
-               fps: int = 25, neural_mouth: bool = True, size: int = 512) -> EngineParts:
+               fps: int = 25, neural_mouth: bool = False, size: int = 512) -> EngineParts:
     """The real engine: audio-to-expression, emotion controller, renderer."""
     if model_factory is None:
         try:

@@ -210,8 +210,8 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     p.add_argument("--port", type=int)
     p.add_argument("--avatar", help="default avatar (image or bundle) for sessions")
     p.add_argument("--renderer")
-    p.add_argument("--no-neural-mouth", dest="neural_mouth", action="store_const", const=False, default=None,
-                   help="meshwarp without the neural mouth (config: neural_mouth: false)")
+    p.add_argument("--neural-mouth", action=argparse.BooleanOptionalAction, default=None,
+                   help="meshwarp with (or without) the neural mouth (config: neural_mouth; default: off)")
     p.add_argument("--fps", type=int)
     p.add_argument("--max-sessions", type=int)
     p.add_argument("--workers", help="processes to spread the sessions over: a number (1: everything in this "

@@ -24,7 +24,7 @@ log = logging.getLogger("emolive.livekit")
 
 class AvatarSession:
     def __init__(self, *, avatar: str | None = None, size: int = 512, fps: int = 25, sample_rate: int = 24_000,
-                 emotion: str | None = None, renderer: str = "meshwarp", neural_mouth: bool = True,
+                 emotion: str | None = None, renderer: str = "meshwarp", neural_mouth: bool = False,
                  parts=None) -> None:
         """avatar: a bundle directory or a photo (None: the built-in avatar); size: frame side in pixels;
         sample_rate: the voice's rate between the agent and the avatar (the agent resamples its TTS to it);

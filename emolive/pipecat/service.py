@@ -31,7 +31,7 @@ NS = 1_000_000_000
 
 class EmoliveVideoService(FrameProcessor):
     def __init__(self, *, avatar: str | None = None, size: int = 512, fps: int = 25, emotion: str | None = None,
-                 renderer: str = "meshwarp", neural_mouth: bool = True, idle_frames: bool = True,
+                 renderer: str = "meshwarp", neural_mouth: bool = False, idle_frames: bool = True,
                  engine: AvatarEngine | None = None, **kwargs) -> None:
         super().__init__(**kwargs)
         self._options = dict(avatar=avatar, size=size, fps=fps, emotion=emotion, renderer=renderer,

@@ -88,7 +88,7 @@ def _resolve_bundle(avatar, bundle) -> Path | None:
 @register("diffusion")
 def _create(avatar, bundle=None, device: str = "auto", backend: str = "onnxruntime", threads: int = 1,
             steps: int | None = None, seed: int | None = None, identity_mix: float = 1.0,
-            identity_mix_steps: int = 0, neural_mouth: bool = True, **meshwarp_options):
+            identity_mix_steps: int = 0, neural_mouth: bool = False, **meshwarp_options):
     """The diffusion renderer of a bundle, or meshwarp (with a warning) when it cannot run here.
 
     device: "auto" (a GPU or fall back), "cuda", or "cpu" (explicit: slow, for tests and benchmarks).

@@ -158,8 +158,9 @@ class MeshWarpRenderer:
         hint and its tracking rely on that). The registered "meshwarp" renderer turns it on.
         `au_shapes`: add the AU4 knit and the AU9/10 upper-lip rise (off only to measure them).
         `eyes`: paint a sclera and a round iris when the lids open wider than at rest (eyes.py).
-        `neural_mouth`: redraw the lower face with the neural mouth (engine/neural_mouth); the registered
-        renderer turns it on. An avatar it refuses renders as without it: `self.neural_mouth.reason` says why."""
+        `neural_mouth`: redraw the lower face with the neural mouth (engine/neural_mouth); off by default
+        (docs/design/neural-mouth.md says what it does and does not yet do). An avatar it refuses renders as
+        without it: `self.neural_mouth.reason` says why."""
         self.avatar = avatar
         self.size = avatar.size
         self._src = np.ascontiguousarray(avatar.image)
@@ -311,5 +312,4 @@ class MeshWarpRenderer:
 @register("meshwarp")
 def _create(avatar, **options) -> MeshWarpRenderer:
     options.setdefault("rest", True)
-    options.setdefault("neural_mouth", True)
     return MeshWarpRenderer(avatar, **options)

@@ -30,7 +30,7 @@ s1 clips that train.py keeps out of training (set "s1ref").
 Heavy steps are cached under build/lipeval/ (renders keyed by the ONNX model's hash).
 
     .venv/bin/python scripts/audio/eval_lips.py [--clips talking grid cremad s1ref] [--json OUT] [--markdown OUT]
-        [--no-neural-mouth]
+        [--neural-mouth]
 """
 from __future__ import annotations
 
@@ -208,7 +208,7 @@ def render_key(neural_mouth: bool) -> str:
     return f"{model_hash()}+mouth{hashlib.sha256(Path(MOUTH_ONNX).read_bytes()).hexdigest()[:12]}"
 
 
-def measure_render(video: Path, cache_dir: Path, mode: str = DETECTOR, neural_mouth: bool = True) -> dict:
+def measure_render(video: Path, cache_dir: Path, mode: str = DETECTOR, neural_mouth: bool = False) -> dict:
     """Render the clip's audio with the product's speech path; measure the rendered mouth (cached)."""
     from engine.measure import read_video_rgb
     from engine.speech_render import render_speech
@@ -271,7 +271,7 @@ def clip_list(sd: Path, sets, s1ref: int = 10) -> list[dict]:
 
 
 def evaluate_clip(c: dict, rec, table, sigma25: float, closed_gap: float, render_dir: Path,
-                  mode: str = DETECTOR, neural_mouth: bool = True) -> dict:
+                  mode: str = DETECTOR, neural_mouth: bool = False) -> dict:
     from engine.audio import read_audio_file
     from scripts.audio.phoneme_baseline import clip_phones, phones_to_series
 
@@ -482,7 +482,7 @@ def main() -> None:
     ap.add_argument("--detector", choices=("image", "video"), default=DETECTOR,
                     help="Face Landmarker mode for real and rendered frames (the phoneme table is calibrated in "
                          "image mode)")
-    ap.add_argument("--no-neural-mouth", action="store_true", help="render without the neural mouth")
+    ap.add_argument("--neural-mouth", action="store_true", help="render with the neural mouth")
     args = ap.parse_args()
     from engine.measure import shared_dir
     from scripts.audio.phoneme_baseline import PhoneRecogniser, load_table
@@ -494,16 +494,16 @@ def main() -> None:
     rec = PhoneRecogniser()
     thr, thr_info = closed_gap_threshold(sd, rec, args.closure_clips, args.closure_quantile, args.detector)
     mh = model_hash()
-    render_dir = BUILD / "render" / render_key(not args.no_neural_mouth)
+    render_dir = BUILD / "render" / render_key(args.neural_mouth)
     rows = []
     for c in clip_list(sd, args.clips, args.s1_ref):
-        r = evaluate_clip(c, rec, table, sigma25, thr, render_dir, args.detector, not args.no_neural_mouth)
+        r = evaluate_clip(c, rec, table, sigma25, thr, render_dir, args.detector, args.neural_mouth)
         rows.append(r)
         print(f"{r['set']:8s} {r['clip']:24s} product r0 env {r['product']['env']['r0']:+.3f} "
               f"loud {r['loudness']['env']['r0']:+.3f} phon {r['phoneme']['env']['r0']:+.3f} "
               f"std {r['std_ratio']:.2f} closure {fmt(r['closure_product'])}/{fmt(r['closure_real'])}", flush=True)
     summary = summarise(rows)
-    meta = dict(model_sha256_12=mh, neural_mouth=not args.no_neural_mouth, detector=args.detector, closed_gap=thr_info, sigma_frames_25fps=sigma25,
+    meta = dict(model_sha256_12=mh, neural_mouth=args.neural_mouth, detector=args.detector, closed_gap=thr_info, sigma_frames_25fps=sigma25,
                 render_gap_min=mean_of(rows, ("render_gap_min",)), render_gap_p05=mean_of(rows, ("render_gap_p05",)),
                 load_average=os.getloadavg())
     md = markdown(rows, summary, meta)

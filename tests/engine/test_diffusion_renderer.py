@@ -85,9 +85,9 @@ def test_no_bundle_or_no_gpu_falls_back_to_meshwarp_with_a_warning(bundle, defau
     with caplog.at_level(logging.WARNING):
         r = renderers.create("diffusion", default_avatar)
     assert isinstance(r, MeshWarpRenderer) and "no bundle" in caplog.text
-    assert r.neural_mouth is not None  # the fallback is what a meshwarp session gets
-    r = renderers.create("diffusion", default_avatar, **renderers.switch_options("diffusion", neural_mouth=False))
-    assert isinstance(r, MeshWarpRenderer) and r.neural_mouth is None
+    assert r.neural_mouth is None  # the fallback is what a meshwarp session gets
+    r = renderers.create("diffusion", default_avatar, **renderers.switch_options("diffusion", neural_mouth=True))
+    assert isinstance(r, MeshWarpRenderer) and r.neural_mouth is not None
     if {"CUDAExecutionProvider", "TensorrtExecutionProvider"} & set(ort.get_available_providers()):
         return
     caplog.clear()

@@ -45,7 +45,7 @@ def lifting_model(tmp_path_factory):
 def _lifting_renderer(avatar, model):
     with pytest.MonkeyPatch.context() as mp:  # the renderer builds its NeuralMouth from the test generator
         mp.setattr(runtime, "NeuralMouth", functools.partial(NeuralMouth, onnx_path=model))
-        r = create("meshwarp", avatar)
+        r = create("meshwarp", avatar, neural_mouth=True)
     assert r.neural_mouth is not None and r.neural_mouth.enabled, r.neural_mouth.reason
     return r
 
@@ -58,7 +58,7 @@ def with_mouth(default_avatar, lifting_model):
 
 
 def test_shipped_model_runs_on_the_default_avatar(default_avatar):
-    r = create("meshwarp", default_avatar)
+    r = create("meshwarp", default_avatar, neural_mouth=True)
     assert r.neural_mouth is not None and r.neural_mouth.enabled, r.neural_mouth.reason
     frame = r.render(SPEECH)
     assert frame.shape == (*r.size, 3) and frame.dtype == np.uint8
@@ -110,7 +110,7 @@ def test_still_face_does_not_flicker(with_mouth):
 
 
 def _refused_matches_plain(avatar, plain_renderer_of_avatar=None):
-    on = create("meshwarp", avatar)
+    on = create("meshwarp", avatar, neural_mouth=True)
     assert on.neural_mouth is not None and not on.neural_mouth.enabled
     off = plain_renderer_of_avatar or create("meshwarp", avatar, neural_mouth=False)
     for s in (FaceState.neutral(), SPEECH):
@@ -193,7 +193,7 @@ def test_render_flag_reaches_the_renderer(tmp_path, capsys, monkeypatch):
 
     monkeypatch.setattr(engine.offline, "create", spy)
     (tmp_path / "e.json").write_text(json.dumps({"fps": 25, "frames": [{"jawOpen": 0.5}]}))
-    for flags, expect_on in (([], True), (["--no-neural-mouth"], False)):
+    for flags, expect_on in (([], False), (["--neural-mouth"], True), (["--no-neural-mouth"], False)):
         out = tmp_path / f"o{len(made)}.mp4"
         assert main(["render", "--expressions", str(tmp_path / "e.json"), "--out", str(out), *flags]) == 0
         assert (made[-1].neural_mouth is not None) == expect_on
@@ -207,19 +207,22 @@ def test_serve_flag_and_config_reach_the_renderer(tmp_path, monkeypatch):
 
     seen = []
     monkeypatch.setattr(server, "run", lambda config: seen.append(config))
-    assert server.main(["--workers", "1", "--no-neural-mouth"]) == 0
-    assert seen[-1].neural_mouth is False
-    assert server.main(["--workers", "1"]) == 0
+    assert server.main(["--workers", "1", "--neural-mouth"]) == 0
     assert seen[-1].neural_mouth is True
+    assert server.main(["--workers", "1"]) == 0
+    assert seen[-1].neural_mouth is False
     y = tmp_path / "s.yaml"
-    y.write_text("neural_mouth: false\n")
-    assert load_config(y).neural_mouth is False
+    y.write_text("neural_mouth: true\n")
+    assert load_config(y).neural_mouth is True
+    assert server.main(["--workers", "1", "--config", str(y), "--no-neural-mouth"]) == 0
+    assert seen[-1].neural_mouth is False
 
     got = []
     monkeypatch.setattr(server, "real_parts", lambda *a, **kw: got.append(kw) or None)
-    app = server.create_app(seen[-2])
+    app = server.create_app(seen[-1])
     app[server.POOL].shutdown(wait=True)
     assert got[-1]["neural_mouth"] is False
 
     assert renderer_factory_for("meshwarp", neural_mouth=False)(None).neural_mouth is None
-    assert renderer_factory_for("meshwarp")(None).neural_mouth.enabled
+    assert renderer_factory_for("meshwarp", neural_mouth=True)(None).neural_mouth.enabled
+    assert renderer_factory_for("meshwarp")(None).neural_mouth is None

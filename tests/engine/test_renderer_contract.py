@@ -19,9 +19,9 @@ def tiny_diffusion_bundle(shared, tmp_path_factory):
     return out
 
 
-# Every registered renderer as it comes, and meshwarp without the neural mouth too.
+# Every registered renderer as it comes, and meshwarp with the neural mouth too.
 CASES = [pytest.param((name, {}), id=name) for name in renderers.available()] + [
-    pytest.param(("meshwarp", {"neural_mouth": False}), id="meshwarp-no-neural-mouth")]
+    pytest.param(("meshwarp", {"neural_mouth": True}), id="meshwarp-neural-mouth")]
 
 
 @pytest.fixture(params=CASES)
@@ -31,8 +31,8 @@ def renderer(request, default_avatar):
         options = {"bundle": request.getfixturevalue("tiny_diffusion_bundle"), "device": "cpu"}
     r = renderers.create(name, default_avatar, **options)
     assert r.name == name
-    if name == "meshwarp":  # on unless turned off, and drawing on the default avatar
-        assert (r.neural_mouth is not None and r.neural_mouth.enabled) == options.get("neural_mouth", True)
+    if name == "meshwarp":  # off unless turned on, and drawing on the default avatar when on
+        assert (r.neural_mouth is not None and r.neural_mouth.enabled) == options.get("neural_mouth", False)
     yield r
     r.close()
 
