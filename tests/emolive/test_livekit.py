@@ -210,10 +210,11 @@ def test_emotion_specs_change_the_next_frames(gen, caplog, redetect):
     assert ok and mix and sentence
     assert mix_target["mixture"] == pytest.approx({"happy": 0.7, "surprised": 0.3})
     assert mix_target["intensity"] == pytest.approx(0.9)
-    # The change shows from the very next frame: the face differs from the neutral one well beyond idle life.
-    a, b = rgba(before[-1][0]).astype(np.int16), rgba(after[0][0]).astype(np.int16)
+    # The change shows within the frames that follow (frames already rendered ahead may still be neutral):
+    # the face differs from the neutral one well beyond idle life.
+    a, b = rgba(before[-1][0]).astype(np.int16), rgba(after[-1][0]).astype(np.int16)
     idle = np.abs(rgba(before[0][0]).astype(np.int16) - a).mean()
-    assert np.abs(b - a).mean() > 3 * idle + 0.3
+    assert np.abs(b - a).mean() > 3 * idle + 0.3, (np.abs(b - a).mean(), idle)
     # Re-detected on the frames: a smile widens the mouth (it reaches its target within a few frames).
     w0, w1 = mouth_width(redetect, before[-1][0]), mouth_width(redetect, after[-1][0])
     assert w1 > w0 * 1.05, (w0, w1)
