@@ -21,6 +21,8 @@ NOSE_TIP, NOSE_BRIDGE, CHIN, FOREHEAD = 1, 168, 152, 10
 MOUTH_CORNER_R, MOUTH_CORNER_L = 61, 291
 LIP_UPPER_INNER, LIP_LOWER_INNER = 13, 14
 LIP_UPPER_OUTER, LIP_LOWER_OUTER = 0, 17
+# Eye corners and nose bridge: expressions barely move them, so faces are aligned on these.
+STABLE_LANDMARKS = (33, 133, 362, 263, 168, 6, 197, 195)
 IRIS_R = (468, 469, 470, 471, 472)  # centre first
 IRIS_L = (473, 474, 475, 476, 477)
 
@@ -106,11 +108,17 @@ def eye_aspect_ratio(pts: np.ndarray, side: str) -> float:
     return float(np.mean(gaps) / max(np.linalg.norm(p[a] - p[b]), 1e-9))
 
 
+def eye_distance(pts: np.ndarray) -> float:
+    """Outer inter-ocular distance (2D), the unit faces of any size are measured in."""
+    p = np.asarray(pts, np.float64)
+    return float(np.linalg.norm(p[EYE_OUTER_R, :2] - p[EYE_OUTER_L, :2]))
+
+
 def mouth_opening(pts: np.ndarray) -> float:
     """Inner-lip gap over outer inter-ocular distance (2D), ~0 closed."""
     p = np.asarray(pts, np.float64)[:, :2]
     gap = np.mean([np.linalg.norm(p[u] - p[d]) for u, d in ((13, 14), (82, 87), (312, 317))])
-    return float(gap / max(np.linalg.norm(p[EYE_OUTER_R] - p[EYE_OUTER_L]), 1e-9))
+    return float(gap / max(eye_distance(p), 1e-9))
 
 
 def pixel_box(pts: np.ndarray, shape: tuple[int, ...]) -> tuple[int, int, int, int]:

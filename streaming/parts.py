@@ -73,6 +73,10 @@ class EmotionControl:
     def apply(self, state: FaceState, vad: float = 0.0) -> FaceState:
         return self.controller.apply(state, vad)
 
+    def face(self, state: FaceState, vad: float) -> FaceState:
+        """A speech (or rest) state as shown: idle life scaled by voice activity, then the emotion."""
+        return self.apply(self.idle(state, vad), vad)
+
     def describe(self) -> dict[str, Any]:
         rep, to = self.controller.current(), self.controller.target()
         return {"mixture": rep.mixture, "intensity": rep.intensity, "custom": rep.custom,

@@ -25,9 +25,9 @@ from livekit.agents.voice.avatar import AudioSegmentEnd, VideoGenerator
 from engine.audio.errors import AudioInputError
 from engine.emotion import EmotionError
 from engine.emotion.controller import DEFAULT_TRANSITION_MS
+from engine.emotion.request import read_emotion
 from engine.types import FaceState
 
-from .emotion_specs import read_emotion
 from .timeline import Timeline
 from .voice_intake import VoiceIntake
 
@@ -169,7 +169,7 @@ class EmoliveVideoGenerator(VideoGenerator):
         else:
             state, vad = step.speech.state.replace(t=t), float(step.speech.vad)
             self.stats["speech_frames"] += 1
-        face = self._emotion.apply(self._emotion.idle(state, vad), vad)
+        face = self._emotion.face(state, vad)
         rgb = np.ascontiguousarray(self._renderer.render(face), dtype=np.uint8)
         return step, cv2.cvtColor(rgb, cv2.COLOR_RGB2RGBA)
 

@@ -25,12 +25,8 @@ class AvatarEngine:
     @classmethod
     def build(cls, avatar: str | None, size: int, fps: int, emotion: str | None, renderer: str,
               neural_mouth: bool) -> "AvatarEngine":
-        from engine.avatar import load_avatar
-        from engine.renderers import create, switch_options
-
-        parts = real_parts(renderer, fps=fps, neural_mouth=neural_mouth)
-        r = create(renderer, load_avatar(avatar, size=size), **switch_options(renderer, neural_mouth=neural_mouth))
-        return cls(parts.model_factory(), default_emotion_factory(emotion), r, fps)
+        parts = real_parts(renderer, fps=fps, neural_mouth=neural_mouth, size=size)
+        return cls(parts.model_factory(), default_emotion_factory(emotion), parts.renderer_factory(avatar), fps)
 
     @property
     def size(self) -> tuple[int, int]:
@@ -47,7 +43,7 @@ class AvatarEngine:
             state, vad = FaceState.neutral(t), 0.0
         else:
             state, vad = speech.state.replace(t=t), float(speech.vad)
-        return self.emotion.apply(self.emotion.idle(state, vad), vad)
+        return self.emotion.face(state, vad)
 
     def render(self, state: FaceState) -> np.ndarray:
         """(h, w, 3) RGB uint8; synchronous and CPU-bound: run it on the service's render thread."""

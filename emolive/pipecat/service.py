@@ -22,7 +22,7 @@ from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 from engine.emotion import EmotionError
 
 from .avatar_engine import AvatarEngine
-from .emotion_spec import is_sentence, read_spec
+from engine.emotion.request import is_sentence, read_emotion
 from .frames import EmoliveEmotionFrame
 from .segment import SpeechSegment
 
@@ -187,7 +187,7 @@ class EmoliveVideoService(FrameProcessor):
             self.create_task(self._apply_sentence(spec, transition_ms))
             return
         try:
-            target = read_spec(spec)
+            target = read_emotion(spec)
         except EmotionError as e:
             logger.error(f"{self}: emotion {spec!r} ignored, the current emotion stays: {e}")
             return
@@ -195,7 +195,7 @@ class EmoliveVideoService(FrameProcessor):
 
     async def _apply_sentence(self, spec: str, transition_ms: float) -> None:
         try:
-            target = await asyncio.to_thread(read_spec, spec)
+            target = await asyncio.to_thread(read_emotion, spec)
         except EmotionError as e:
             logger.error(f"{self}: emotion {spec!r} ignored, the current emotion stays: {e}")
             return

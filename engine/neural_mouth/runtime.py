@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 
 from . import crop
-from ..face_geometry import EYE_OUTER_L, EYE_OUTER_R, NUM_LANDMARKS
+from ..face_geometry import NUM_LANDMARKS, eye_distance
 
 log = logging.getLogger(__name__)
 
@@ -71,10 +71,6 @@ def load_session(path: str | Path = ONNX_PATH):
         return sess
 
 
-def _eye_distance(landmarks: np.ndarray) -> float:
-    return float(np.hypot(*(np.asarray(landmarks[EYE_OUTER_L, :2], np.float64) - landmarks[EYE_OUTER_R, :2])))
-
-
 class NeuralMouth:
     """The neural mouth of one avatar. `apply(frame, xy)` redraws the lower face of a frame in place.
 
@@ -101,7 +97,7 @@ class NeuralMouth:
         turn = max(abs(yaw), abs(pitch))
         if not turn <= MAX_TURN_DEG:
             return f"head turned {turn:.0f} degrees in the photo (the neural mouth needs {MAX_TURN_DEG:.0f} or less)"
-        eyes = _eye_distance(avatar.landmarks)
+        eyes = eye_distance(avatar.landmarks)
         if not eyes >= MIN_EYE_PX:
             return f"face too small: {eyes:.0f} px between the outer eye corners (at least {MIN_EYE_PX:.0f})"
         try:

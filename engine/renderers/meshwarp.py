@@ -218,9 +218,7 @@ class MeshWarpRenderer:
         if neural_mouth:
             from ..neural_mouth.runtime import NeuralMouth  # ONNX Runtime is loaded only when asked for
 
-            self.neural_mouth = NeuralMouth(avatar)
-        # Refused (reason logged at construction): nothing to call per frame.
-        self._neural = self.neural_mouth if self.neural_mouth is not None and self.neural_mouth.enabled else None
+            self.neural_mouth = NeuralMouth(avatar)  # refused: its apply() draws nothing, reason logged
         self._lids = [(COEFF_INDEX[n], np.array([u for u, _ in lids])) for n, lids in
                       (("eyeBlinkRight", EYE_R_LIDS), ("eyeBlinkLeft", EYE_L_LIDS))]
         self._lash_shift = LASH_SHIFT * frame.scale
@@ -277,9 +275,9 @@ class MeshWarpRenderer:
             warp_triangles(self._src, src_xy, dst_xy, self._tris, out, draw)
         if self._mouth is not None:
             self._mouth.paint(out, dst_xy)
-        if self._neural is not None:
+        if self.neural_mouth is not None:
             # Before the folds: the generator learned from warped frames with the painted interior, no folds.
-            self._neural.apply(out, dst_xy)
+            self.neural_mouth.apply(out, dst_xy)
         if self._folds is not None:
             # Folds the photo already shows are not drawn again.
             self._folds.paint(out, np.asarray(state.coeffs) - self._rest_c, dst_xy)

@@ -33,14 +33,13 @@ from engine.avatar.create import _alignment  # noqa: E402
 from engine.avatar.detect import detect_face  # noqa: E402
 from engine.avatar.image_io import read_photo  # noqa: E402
 from engine.avatar.mesh import GROUP_OUTER, build_mesh  # noqa: E402
-from engine.face_geometry import NUM_LANDMARKS, face_frame  # noqa: E402
+from engine.face_geometry import NUM_LANDMARKS, STABLE_LANDMARKS, face_frame  # noqa: E402
 from engine.measure import read_video_rgb, shared_dir  # noqa: E402
 from engine.neural_mouth.crop import RES, crop_matrix, cut, lip_masks, mouth_offset, to_crop  # noqa: E402
 from engine.renderers.mouth import MouthPainter  # noqa: E402
 from kernels.warp import warp_triangles  # noqa: E402
 
 SIZE = 512  # the avatar frame, as `emolive avatar create` makes it
-STABLE = (33, 133, 362, 263, 168, 6, 197, 195)  # eye corners and nose bridge: expressions barely move them
 VAL_VIDEOS = ("wda_hill", "wda_swalwell", "lrwp9a", "swiz3n")
 
 
@@ -81,8 +80,8 @@ class Source:
 
     def align(self, rgb: np.ndarray, lm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Frame B and its landmarks moved onto this photo's eyes and nose (a similarity)."""
-        m, _ = cv2.estimateAffinePartial2D(lm[list(STABLE), :2].astype(np.float32),
-                                           self.lm[list(STABLE), :2].astype(np.float32), method=cv2.LMEDS)
+        m, _ = cv2.estimateAffinePartial2D(lm[list(STABLE_LANDMARKS), :2].astype(np.float32),
+                                           self.lm[list(STABLE_LANDMARKS), :2].astype(np.float32), method=cv2.LMEDS)
         img = cv2.warpAffine(rgb, m, (SIZE, SIZE), flags=cv2.INTER_AREA if m[0, 0] < 1 else cv2.INTER_CUBIC,
                              borderMode=cv2.BORDER_REPLICATE)
         return img, _apply(m, lm)

@@ -39,11 +39,10 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts" / "emotion"))
 
 from engine.diffusion.metrics import psnr, ssim_map  # noqa: E402
-from engine.face_geometry import (EYE_OUTER_L, EYE_OUTER_R, LIPS_INNER, LIPS_OUTER, MOUTH_CORNER_L,  # noqa: E402
-                                  MOUTH_CORNER_R, FACE_OVAL, mouth_opening)
+from engine.face_geometry import (FACE_OVAL, LIPS_INNER, LIPS_OUTER, MOUTH_CORNER_L, MOUTH_CORNER_R,  # noqa: E402
+                                  STABLE_LANDMARKS, eye_distance, mouth_opening)
 from engine.types import BLENDSHAPE_NAMES, NUM_COEFFS, FaceState  # noqa: E402
 
-STABLE = (33, 133, 362, 263, 168, 6, 197, 195)  # eye corners and nose bridge: expressions barely move them
 SMILE = (BLENDSHAPE_NAMES.index("mouthSmileLeft"), BLENDSHAPE_NAMES.index("mouthSmileRight"))
 SMILE_TOL = 0.15  # re-detected smile within this of the real neutral photo's counts as "as neutral as the person"
 HAPPY_MAX = 0.4  # FER happy probability below this: the render no longer reads as smiling
@@ -95,10 +94,6 @@ def similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     r = u @ e @ vt
     k = float(np.trace(np.diag(sig) @ e) / max((s0 ** 2).sum(), 1e-12))
     return np.c_[k * r, cd - k * r @ cs]
-
-
-def eye_distance(lm: np.ndarray) -> float:
-    return float(np.linalg.norm(np.asarray(lm[EYE_OUTER_R, :2], np.float64) - lm[EYE_OUTER_L, :2]))
 
 
 def mouth_width(lm: np.ndarray) -> float:
@@ -233,7 +228,7 @@ class Measure:
 
 def onto(real: np.ndarray, real_lm: np.ndarray, ref_lm: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     """The real photo moved onto a render by the similarity of their stable landmarks."""
-    m = similarity(real_lm[list(STABLE)], ref_lm[list(STABLE)])
+    m = similarity(real_lm[list(STABLE_LANDMARKS)], ref_lm[list(STABLE_LANDMARKS)])
     return cv2.warpAffine(real, m, (shape[1], shape[0]), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REPLICATE)
 
 
@@ -260,17 +255,24 @@ def _frac(flags) -> tuple[int, int]:
 
 # ---------------------------------------------------------------- proofs
 
-def proof_smile_to_neutral(meas: Measure, limit: int | None) -> tuple[dict, str]:
+def paired_people(meas: Measure, limit: int | None, source: str):
+    """Per held-out London person: (person, avatar of the `source` photo, its renderers without / with,
+    the other photo, its detection); people whose other photo shows no face are left out."""
     from engine.avatar import create_avatar
 
-    rows = []
     for person, neutral_path, smiling_path in london_pairs(limit):
-        av = create_avatar(smiling_path, size=512)
+        photo, other = (smiling_path, neutral_path) if source == "smiling" else (neutral_path, smiling_path)
+        av = create_avatar(photo, size=512)
         rs = make_renderers(av)
-        real = read_rgb(neutral_path)
+        real = read_rgb(other)
         real_m = meas.detect(real)
-        if real_m is None:
-            continue
+        if real_m is not None:
+            yield person, av, rs, real, real_m
+
+
+def proof_smile_to_neutral(meas: Measure, limit: int | None) -> tuple[dict, str]:
+    rows = []
+    for person, av, rs, real, real_m in paired_people(meas, limit, "smiling"):
         row = {"person": person, "neural_mouth": mouth_status(rs), "smile_real": smile(real_m.blendshapes)}
         renders = {"photo": av.image}
         renders.update({name: rs[flag].render(FaceState.neutral()) for name, flag in MODES})
@@ -307,18 +309,11 @@ def proof_smile_to_neutral(meas: Measure, limit: int | None) -> tuple[dict, str]
 
 
 def proof_neutral_to_smile(meas: Measure, limit: int | None) -> tuple[dict, str]:
-    from engine.avatar import create_avatar
     from engine.emotion.mixing import apply_emotion
 
     happy = apply_emotion(FaceState.neutral(), {"happy": 1.0}, 1.0)
     rows = []
-    for person, neutral_path, smiling_path in london_pairs(limit):
-        av = create_avatar(neutral_path, size=512)
-        rs = make_renderers(av)
-        real = read_rgb(smiling_path)
-        real_m = meas.detect(real)
-        if real_m is None:
-            continue
+    for person, _, rs, real, real_m in paired_people(meas, limit, "neutral"):
         lm = real_m.landmarks
         row = {"person": person, "neural_mouth": mouth_status(rs),
                "real": {"width": mouth_width(lm), "opening": mouth_opening(lm), "teeth": teeth_fraction(real, lm)}}

@@ -19,7 +19,7 @@ LIFT = 0.04  # the test generator's change, in the network's -1..1 units (5 grey
 
 def _lifting_model(path) -> None:
     """A generator of the shipped model's signature that lightens the crop by LIFT, so every drawn pixel shows
-    (the shipped model may leave a face unchanged)."""
+    (the model in engine/assets may leave a face unchanged)."""
     onnx = pytest.importorskip("onnx")
     from onnx import TensorProto, helper, numpy_helper
 
