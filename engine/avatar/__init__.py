@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .bundle import Avatar, load_bundle, save_avatar
-from .create import avatar_from_image, create_avatar
+from .create import avatar_from_image, avatar_from_photo_bytes, create_avatar
 from .default import default_avatar
 from .errors import AvatarError
 
@@ -23,5 +23,5 @@ def load_avatar(source: str | Path | None = None, size: int = 512) -> Avatar:
     return create_avatar(p, size=size)
 
 
-__all__ = ["Avatar", "AvatarError", "avatar_from_image", "create_avatar", "default_avatar",
-           "load_avatar", "load_bundle", "save_avatar"]
+__all__ = ["Avatar", "AvatarError", "avatar_from_image", "avatar_from_photo_bytes", "create_avatar",
+           "default_avatar", "load_avatar", "load_bundle", "save_avatar"]

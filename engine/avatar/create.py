@@ -12,7 +12,7 @@ from ..face_geometry import EYE_L, EYE_OUTER_L, EYE_OUTER_R, EYE_R, LIPS_INNER, 
 from .bundle import Avatar
 from .detect import detect_face
 from .errors import AvatarError
-from .image_io import read_photo
+from .image_io import read_photo, read_photo_bytes
 from .mesh import build_mesh
 from .rest import META_KEY, measure_rest, to_meta
 
@@ -94,4 +94,13 @@ def create_avatar(photo: str | Path, size: int = 512) -> Avatar:
     digest = hashlib.sha256(Path(photo).read_bytes()).hexdigest()[:16]
     av = avatar_from_image(rgb, size=size, source=Path(photo).name)
     av.meta["source_sha256_16"] = digest
+    return av
+
+
+def avatar_from_photo_bytes(data: bytes, name: str = "photo", size: int = 512) -> Avatar:
+    """An avatar from a photo's bytes (an upload): the same checks, messages and build as create_avatar,
+    with `name` standing for the file."""
+    rgb = read_photo_bytes(data, name)
+    av = avatar_from_image(rgb, size=size, source=name)
+    av.meta["source_sha256_16"] = hashlib.sha256(data).hexdigest()[:16]
     return av

@@ -15,22 +15,39 @@ MIN_SIDE = 32
 
 def read_photo(path: str | Path) -> np.ndarray:
     """An RGB uint8 image from a file, EXIF orientation applied."""
-    from PIL import Image, ImageOps, UnidentifiedImageError
-
     p = Path(path)
     if not p.exists():
         raise AvatarError(f"photo not found: {p}")
     if not p.is_file():
         raise AvatarError(f"not a file: {p}")
-    size = p.stat().st_size
+    _check_file_size(p.stat().st_size, p)
+    return _decode(p, p)
+
+
+def read_photo_bytes(data: bytes, name: str = "photo") -> np.ndarray:
+    """An RGB uint8 image from a photo's bytes (an upload), with the same checks and messages as read_photo;
+    `name` stands for the file in the messages."""
+    import io
+
+    _check_file_size(len(data), name)
+    return _decode(io.BytesIO(data), name)
+
+
+def _check_file_size(size: int, label) -> None:
     if size == 0:
-        raise AvatarError(f"empty file: {p}")
+        raise AvatarError(f"empty file: {label}")
     if size > MAX_FILE_BYTES:
-        raise AvatarError(f"file too large ({size / 1e6:.0f} MB > {MAX_FILE_BYTES / 1e6:.0f} MB): {p}")
+        raise AvatarError(f"file too large ({size / 1e6:.0f} MB > {MAX_FILE_BYTES / 1e6:.0f} MB): {label}")
+
+
+def _decode(source, p) -> np.ndarray:
+    """Decode `source` (a path or a binary file object); `p` names it in the messages."""
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(p) as im:
+            with Image.open(source) as im:
                 w, h = im.size
                 if w * h > MAX_PIXELS:
                     raise AvatarError(f"image too large: {w}x{h} pixels (limit {MAX_PIXELS // 1_000_000} MP): {p}")

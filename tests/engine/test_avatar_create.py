@@ -12,7 +12,8 @@ import pytest
 from PIL import Image
 from skimage import data
 
-from engine.avatar import AvatarError, avatar_from_image, create_avatar, load_avatar, load_bundle, save_avatar
+from engine.avatar import (AvatarError, avatar_from_image, avatar_from_photo_bytes, create_avatar, load_avatar,
+                           load_bundle, save_avatar)
 from engine.avatar.mesh import GROUP_OUTER
 from emolive.cli import main
 from engine.face_geometry import face_frame
@@ -122,8 +123,12 @@ def test_bad_photo_files(tmp_path, case, expect):
         p.write_bytes(_png_header_only(100_000, 100_000))
     elif case == "empty":
         p.write_bytes(b"")
-    with pytest.raises(AvatarError, match=expect):
+    with pytest.raises(AvatarError, match=expect) as from_file:
         create_avatar(p)
+    if p.exists():  # an upload (the page's set_avatar) gets the same message, naming the file
+        with pytest.raises(AvatarError) as from_bytes:
+            avatar_from_photo_bytes(p.read_bytes(), name=str(p))
+        assert str(from_bytes.value) == str(from_file.value)
 
 
 def test_cli_avatar_create_and_bad_input(tmp_path, capsys):
