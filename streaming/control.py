@@ -21,6 +21,7 @@ from aiohttp import WSMsgType, web
 
 from engine.emotion import EmotionError
 
+from .avatar_swap import build_avatar
 from .config import ServerConfig
 from .parts import UnsupportedRequest
 from .protocol import (LARGE_MESSAGE_TYPES, PROTOCOL_VERSION, ErrorCode, ProtocolError, error_event, event,
@@ -73,6 +74,11 @@ def _reference_target(image_b64: str, max_bytes: int):
     except ImportError:
         raise UnsupportedRequest("reference-image emotions are not available in this engine build") from None
     return target_from_image(decode_image_b64(image_b64, max_bytes))
+
+
+def _new_avatar(renderer_factory, image_b64: str, name: str, max_bytes: int, side: int):
+    """Decode a set_avatar's photo and build the avatar and its renderer (CPU, a second or two: off the loop)."""
+    return build_avatar(renderer_factory, decode_image_b64(image_b64, max_bytes), name, side)
 
 
 def decode_image_b64(text: str, max_bytes: int) -> bytes:
@@ -150,7 +156,8 @@ class ControlConnection:
         runner = self.runner
         runner.listeners.add(self._send_stats)
         writer = asyncio.get_running_loop().create_task(self._writer())
-        self.send(event("hello", protocol=PROTOCOL_VERSION, session_id=runner.id))
+        self.send(event("hello", protocol=PROTOCOL_VERSION, session_id=runner.id,
+                        max_image_bytes=self.config.ws_max_image_bytes))
         try:
             async for msg in self.ws:
                 if msg.type == WSMsgType.TEXT:
@@ -247,6 +254,13 @@ class ControlConnection:
                 target = await asyncio.get_running_loop().run_in_executor(
                     IMAGE_READER, _reference_target, msg.image, self.config.ws_max_image_bytes)
                 await r.run_in_session(emo.controller.set, target, None, msg.transition_ms)
+            elif msg.type == "set_avatar":
+                # The same thread as reference photos, below the media: the stream goes on meanwhile with the
+                # old avatar, and the render loop takes the new one between two frames.
+                new = await asyncio.get_running_loop().run_in_executor(
+                    IMAGE_READER, _new_avatar, r.renderer_factory, msg.image, msg.name,
+                    self.config.ws_max_image_bytes, r.frame_side())
+                r.swap_avatar(new)
         except EmotionError as e:
             code = {"prompt": ErrorCode.bad_prompt, "reference_image": ErrorCode.bad_image,
                     "set_emotion_image": ErrorCode.bad_image}.get(msg.type, ErrorCode.unknown_emotion)

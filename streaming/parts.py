@@ -88,7 +88,7 @@ class EmotionControl:
 class EngineParts:
     model_factory: Callable[[], SpeechModel]
     emotion_factory: Callable[[str | None], EmotionControl]  # initial emotion spec (or None)
-    renderer_factory: Callable[[str | None], Any]  # avatar (path / name, None = default) -> Renderer
+    renderer_factory: Callable[[Any], Any]  # avatar (path / name, None = default, or an Avatar) -> Renderer
     model_latency_s: float
 
 
@@ -113,13 +113,15 @@ def renderer_factory_for(name: str = "meshwarp", cache_size: int = 8,
     from functools import lru_cache
     from pathlib import Path
 
-    from engine.avatar import load_avatar
+    from engine.avatar import Avatar, load_avatar
     from engine.renderers import create, switch_options
 
     cached = lru_cache(maxsize=cache_size)(load_avatar)
     options = switch_options(name, neural_mouth=neural_mouth)
 
-    def make(avatar: str | None):
+    def make(avatar):
+        if isinstance(avatar, Avatar):  # built from an uploaded photo (streaming/avatar_swap.py): not cached
+            return create(name, avatar, **options)
         if avatar is not None and (Path(avatar) / "diffusion.json").is_file():
             return create(name, avatar, **options)  # a trained renderer's bundle carries its own avatar
         return create(name, cached(avatar, size), **options)

@@ -26,7 +26,7 @@ class ErrorCode(str, Enum):
     unauthorized = "unauthorized"
     no_session = "no_session"
     internal = "internal"  # a bug: reported, logged, the session goes on
-    bad_image = "bad_image"  # reference_image: not a decodable image, or no face in it
+    bad_image = "bad_image"  # reference_image / set_avatar: not a decodable image, or no usable face in it
     # PCM push (/push)
     no_start = "no_start"  # audio before the start message
     bad_audio = "bad_audio"  # not whole s16le samples
@@ -94,12 +94,18 @@ class ReferenceImage(_Msg):
     transition_ms: float = Field(250, ge=0, le=10_000)
 
 
+class SetAvatar(_Msg):
+    type: Literal["set_avatar"]
+    image: str = Field(min_length=1, description="base64 JPEG/PNG/... portrait photo: the session's new avatar")
+    name: str = Field("photo", min_length=1, max_length=200, description="the photo's file name, for messages")
+
+
 ClientMessage = Annotated[Union[SetEmotion, Prompt, SetIdle, GetState, Subscribe, Unsubscribe, Interrupt,
-                                ReferenceImage], Field(discriminator="type")]
+                                ReferenceImage, SetAvatar], Field(discriminator="type")]
 _client_adapter: TypeAdapter = TypeAdapter(ClientMessage)
 MESSAGE_TYPES = ("set_emotion", "prompt", "set_idle", "get_state", "subscribe", "unsubscribe", "interrupt",
-                 "clear", "reference_image", "set_emotion_image")
-LARGE_MESSAGE_TYPES = ("reference_image", "set_emotion_image")  # may exceed ws_max_message_bytes
+                 "clear", "reference_image", "set_emotion_image", "set_avatar")
+LARGE_MESSAGE_TYPES = ("reference_image", "set_emotion_image", "set_avatar")  # may exceed ws_max_message_bytes
 
 
 class ProtocolError(Exception):

@@ -12,6 +12,7 @@ import asyncio
 import logging
 import threading
 from collections import deque
+from pathlib import Path
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
 
@@ -68,6 +69,9 @@ class SessionRunner:
         self.worker = ThreadPoolExecutor(1, thread_name_prefix=f"emolive-session-{session_id[:6]}")
         self.renderer = None
         self.blank_frame: np.ndarray | None = None
+        # A new avatar from a photo (streaming/avatar_swap.py), taken by the render loop between two frames.
+        self._next_avatar = None
+        self.avatar_info: dict[str, Any] = {"source": Path(avatar).name if avatar else "default"}
         self.audio_out = AudioOutTrack(self)
         self.video_out = VideoOutTrack(self)
         self.pc = None
@@ -172,8 +176,10 @@ class SessionRunner:
         for encoder in self._encoders:  # their own threads end with the session, not at a collection
             await loop.run_in_executor(None, encoder.close)
         self._encoders.clear()
-        if self.renderer is not None and hasattr(self.renderer, "close"):
-            await loop.run_in_executor(self.worker, self.renderer.close)
+        for renderer in (self.renderer, getattr(self._next_avatar, "renderer", None)):
+            if renderer is not None and hasattr(renderer, "close"):
+                await loop.run_in_executor(self.worker, renderer.close)
+        self._next_avatar = None
         await loop.run_in_executor(None, self.worker.shutdown, True)
         self.slot.clear()  # the rendered frames go now, whoever still holds the runner
         self.broadcast({"type": "closed", "reason": reason})
@@ -283,6 +289,8 @@ class SessionRunner:
             await sleep_until(clock, sched.render_start_time(k))
             start = clock.now()
             state = await loop.run_in_executor(self.worker, self._state_for, k)
+            if self._next_avatar is not None:
+                self._take_avatar()
             t0 = clock.now()
             yuv = await loop.run_in_executor(self._render_pool, self._draw, state, k)
             done = clock.now()
@@ -299,6 +307,36 @@ class SessionRunner:
                 msg = face_state_event(state, k)
                 for send in list(self.face_listeners):
                     send(msg)
+
+    # -- a new avatar (streaming/avatar_swap.py) -----------------------------------------------------
+    @property
+    def renderer_factory(self):
+        return self._parts.renderer_factory
+
+    def frame_side(self) -> int:
+        """The width of the session's frames (a new avatar is built at it: the encoder keeps its size)."""
+        return int(self.blank_frame.shape[1]) if self.blank_frame is not None else 512
+
+    def swap_avatar(self, new) -> None:
+        """Show `new` (a NewAvatar) from the next frame on; `state` reports it at once. A newer photo sent
+        before the render loop took this one replaces it."""
+        if self._closing:
+            if hasattr(new.renderer, "close"):
+                new.renderer.close()
+            raise RuntimeError("the session closed while the avatar was built")
+        old, self._next_avatar = self._next_avatar, new
+        self.avatar_info = new.info
+        if old is not None and hasattr(old.renderer, "close"):
+            self.worker.submit(old.renderer.close)
+
+    def _take_avatar(self) -> None:
+        """Between two renders (the render loop is the renderer's one user): the new renderer in, the old
+        one closed on the session worker."""
+        new, self._next_avatar = self._next_avatar, None
+        old, self.renderer = self.renderer, new.renderer
+        self.blank_frame = new.blank_frame
+        if old is not None and hasattr(old, "close"):
+            self.worker.submit(old.close)
 
     def _expected_frame_s(self) -> float | None:
         """Auto budget: a frame takes (face state + render) what the last ones took in the stream (with the
@@ -350,7 +388,7 @@ class SessionRunner:
     def state(self) -> dict[str, Any]:
         return {"session_id": self.id, "t": self.scheduler.read_pos / self.scheduler.config.sample_rate,
                 "speaking": self.session.vad > 0.5, "emotion": self.emotion.describe(),
-                "connection": getattr(self.pc, "connectionState", None)}
+                "avatar": self.avatar_info, "connection": getattr(self.pc, "connectionState", None)}
 
     def reset_measurements(self) -> None:
         """Start the latency windows afresh (after a warm-up); counters go on."""
