@@ -6,6 +6,9 @@ with no viewer or ten. Each viewer has bounded buffers of its own: the newest vi
 falls behind skips to it) and the last AUDIO_DEPTH audio frames (beyond, the oldest go: a slow viewer
 loses a little of its audio, never delays the others). Frames are shared, not copied: each viewer's
 encoder reads the same picture.
+
+A browser session (POST /offer) already has a reader: its own peer connection. Its viewers get `mirror()`ed
+copies of the frames that connection sends instead, at its pace; the browser's media path is unchanged.
 """
 from __future__ import annotations
 
@@ -62,12 +65,20 @@ class Fanout:
                     frame = await source.recv()
                 except MediaStreamError:
                     return
-                self.frames_read[kind] += 1
-                for v in self._viewers:
-                    v[kind].put(frame)
+                self.deliver(kind, frame)
         finally:
             for v in self._viewers:
                 v[kind].end()
+
+    def deliver(self, kind: str, frame) -> None:
+        self.frames_read[kind] += 1
+        for v in self._viewers:
+            v[kind].put(frame)
+
+    def mirror(self) -> None:
+        """Copy what the tracks' own reader takes (instead of pump): every frame sent goes to the viewers too."""
+        for kind, source in self._sources.items():
+            source.mirrors.append(lambda frame, kind=kind: self.deliver(kind, frame))
 
     def viewer(self) -> dict[str, ViewerTrack]:
         v = {"audio": ViewerTrack("audio", AUDIO_DEPTH), "video": ViewerTrack("video", 1)}

@@ -61,6 +61,7 @@ async def offer(request: web.Request) -> web.Response:
     opened = await open_session(request, body.sdp, avatar=body.avatar, emotion=body.emotion)
     if isinstance(opened, web.Response):
         return opened
+    whip.share(request.app, opened)  # its avatar can be played at /whep/ID too
     return web.json_response({"sdp": opened.answer_sdp, "type": "answer", "session_id": opened.runner.id})
 
 

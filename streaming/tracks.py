@@ -35,6 +35,7 @@ class AudioOutTrack(MediaStreamTrack):
         self._runner = runner
         self._time_base = fractions.Fraction(1, runner.scheduler.config.sample_rate)
         self.tap = None  # called with (pts, int16 samples) for each frame sent (recording)
+        self.mirrors: list = []  # called with each frame sent (WHEP viewers of a browser session, fanout.py)
         self._default_plan = None
 
     async def recv(self) -> av.AudioFrame:
@@ -53,6 +54,8 @@ class AudioOutTrack(MediaStreamTrack):
         frame.time_base = self._time_base
         if self.tap is not None:
             self.tap(pts, s16)
+        for mirror in self.mirrors:
+            mirror(frame)
         return frame
 
     def _marks(self, plan):
@@ -77,6 +80,7 @@ class VideoOutTrack(MediaStreamTrack):
         self._runner = runner
         self._next: int | None = None
         self.tap = None  # called with (pts, I420 planes) for each frame sent (recording)
+        self.mirrors: list = []  # called with each frame sent (WHEP viewers of a browser session, fanout.py)
 
     async def recv(self) -> av.VideoFrame:
         if self.readyState != "live":
@@ -97,6 +101,8 @@ class VideoOutTrack(MediaStreamTrack):
         r.on_video_sent(k, item[0] if item is not None else None)
         if self.tap is not None:
             self.tap(frame.pts, yuv)
+        for mirror in self.mirrors:
+            mirror(frame)
         return frame
 
     async def _grace(self, k: int) -> None:

@@ -5,7 +5,8 @@ voice is the offer's audio; video offered with it is accepted and set inactive (
 The answer names, in `Link` headers, where to play the avatar (`/whep/ID`), the session's control
 websocket and its PCM push. `POST /whep/ID` with a receive-only offer adds a viewer: every viewer of a
 session gets the same avatar, rendered once (streaming/fanout.py), through its own peer connection and
-encoder. `DELETE` on the resource a `Location` header named ends the session or the viewer; `PATCH`
+encoder. A browser session (POST /offer) can be played the same way (`share`): its viewers get copies of what
+its own peer connection sends. `DELETE` on the resource a `Location` header named ends the session or the viewer; `PATCH`
 takes trickled candidates (an ICE restart is refused with 422); `OPTIONS` answers CORS preflights.
 """
 from __future__ import annotations
@@ -49,6 +50,7 @@ class WhipSession:
     hub: Fanout
     etag: str
     viewers: dict[str, Viewer] = field(default_factory=dict)
+    ingest: bool = True  # opened with POST /whip (False: a browser session shared for WHEP viewers)
 
 
 def setup(app: web.Application) -> None:
@@ -145,15 +147,32 @@ async def whip_post(request: web.Request) -> web.Response:
                           f'</push?session={sid}>; rel="{REL_PUSH}"'])
 
 
+def share(app: web.Application, opened) -> None:
+    """A browser session (POST /offer, an Opened of session_open) can be played over WHEP at /whep/ID: its
+    viewers get copies of the frames its own peer connection sends (Fanout.mirror), at that pace."""
+    runner = opened.runner
+    hub = Fanout(runner.audio_out, runner.video_out)
+    hub.mirror()
+    app[WHIP][runner.id] = WhipSession(runner, hub, etag=secrets.token_hex(8), ingest=False)
+    opened.cleanups.append(lambda: _session_closed(app, runner.id))
+
+
 def _session(request: web.Request) -> WhipSession | None:
+    """The session named in the path that can be played (opened with WHIP, or a shared browser session)."""
     entry = request.app[WHIP].get(request.match_info["sid"])
     return entry if entry is not None and not entry.runner.closing else None
+
+
+def _whip_session(request: web.Request) -> WhipSession | None:
+    """The session named in the path, if it was opened with WHIP (its /whip/ID resource)."""
+    entry = _session(request)
+    return entry if entry is not None and entry.ingest else None
 
 
 async def whip_delete(request: web.Request) -> web.Response:
     if (denied := guard(request)) is not None:
         return denied
-    entry = _session(request)
+    entry = _whip_session(request)
     if entry is None:
         return fail(404, "no_session", "no such WHIP session (closed, or never opened)")
     await entry.runner.close("ended by the WHIP client")
@@ -172,7 +191,7 @@ async def whip_patch(request: web.Request) -> web.Response:
     ICE restart, which this server does not do: 422, and the client starts a new session."""
     if (denied := guard(request)) is not None:
         return denied
-    entry = _session(request)
+    entry = _whip_session(request)
     if entry is None:
         return fail(404, "no_session", "no such WHIP session (closed, or never opened)")
     if not _content_type_is(request, SDPFRAG):
@@ -215,7 +234,7 @@ async def whep_post(request: web.Request) -> web.Response:
         return denied
     entry = _session(request)
     if entry is None:
-        return fail(404, "no_session", "no such session to play: WHEP plays sessions opened with POST /whip")
+        return fail(404, "no_session", "no such session to play (closed, or never opened)")
     sdp = await _read_sdp(request)
     if isinstance(sdp, web.Response):
         return sdp
