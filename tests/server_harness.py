@@ -170,6 +170,22 @@ class ThreadedServer:
         return asyncio.run_coroutine_threadsafe(wrap(), self.loop).result(10)
 
 
+class ThreadedFront(ThreadedServer):
+    """The front with real worker processes (serve --workers N) on its own loop thread, for selenium."""
+
+    def __init__(self, workers=1, **settings):
+        self.loop = asyncio.new_event_loop()
+        self.app = create_front(ServerConfig(ice_loopback=True, port=0, **settings), workers)
+        self.ready = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        if not self.ready.wait(150):  # each worker loads the engine and warms up first
+            raise AssertionError("the front's workers did not start")
+        return self
+
+
 def chromium(wav=None):
     """Headless Chromium; with `wav`, a fake microphone playing it once (without, no microphone at all)."""
     from profiler.browser import chromium as launch
