@@ -18,4 +18,4 @@ def hint_renderer(avatar):
     """A MeshWarpRenderer with the plain warp (imported here: engine.renderers imports this package)."""
     from ..renderers.meshwarp import MeshWarpRenderer
 
-    return MeshWarpRenderer(avatar, gain=np.ones(NUM_COEFFS), folds=False)
+    return MeshWarpRenderer(avatar, gain=np.ones(NUM_COEFFS), folds=False, lip_close=False)

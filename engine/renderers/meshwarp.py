@@ -42,9 +42,24 @@ LID_SHARE = 0.85  # of the lid gap the upper lid travels in a blink; the lower l
 LASH_SHIFT = 0.06
 
 
-# Inner-lip points paired across the mouth (upper, lower), corner to corner.
+# Inner-lip points paired across the mouth (upper, lower), corner to corner (the same columns as
+# UPPER_LIP_ROWS[0] and LOWER_LIP_ROWS[0] below).
 LIP_PAIRS = tuple(zip(LIPS_INNER[1:10], LIPS_INNER[11:][::-1]))
 SEAL_RELEASE_JAW = 0.2  # speech jawOpen at which a photo's sealed lips are fully parted again
+# mouthClose (ARKit: lips meet over an open jaw) is drawn as a share of the opening it
+# cancels: mouthClose / (jawOpen + half the lower-lip drop) of the inner-lip gap closes.
+# Below this opening the share saturates (a tiny gap needs no precise ratio).
+CLOSE_MIN_OPENING = 0.02
+# Closing over an open jaw, the lower lip rises as a body to meet the upper lip, which comes
+# down a little, its inner edge most: shares of the inner-lip gap per row, inner row first.
+# Moving only the inner edges would stretch the lower lip down to the dropped chin, a shape
+# that still reads as an open mouth (re-detected: 0.087 -> 0.089 inter-ocular at jawOpen 0.15).
+LOWER_LIP_ROWS = ((95, 88, 178, 87, 14, 317, 402, 318, 324), (96, 89, 179, 86, 15, 316, 403, 319, 325),
+                  (77, 90, 180, 85, 16, 315, 404, 320, 307), (146, 91, 181, 84, 17, 314, 405, 321, 375))
+UPPER_LIP_ROWS = ((191, 80, 81, 82, 13, 312, 311, 310, 415), (183, 42, 41, 38, 12, 268, 271, 272, 407),
+                  (184, 74, 73, 72, 11, 302, 303, 304, 408), (185, 40, 39, 37, 0, 267, 269, 270, 409))
+LOWER_ROW_SHARE = (0.7, 0.7, 0.7, 0.7)
+UPPER_ROW_SHARE = (0.3, 0.2, 0.1, 0.05)
 
 
 GAIN_ASSET = Path(__file__).resolve().parents[1] / "assets" / "render_gain.json"
@@ -152,7 +167,8 @@ class MeshWarpRenderer:
     name = "meshwarp"
 
     def __init__(self, avatar, rig=None, mouth_interior: bool = True, gain=None, folds: bool = True,
-                 rest: bool = False, au_shapes: bool = True, eyes: bool = True, neural_mouth: bool = False):
+                 rest: bool = False, au_shapes: bool = True, eyes: bool = True, neural_mouth: bool = False,
+                 lip_close: bool = True):
         """`rest`: render states relative to the photo's own expression (engine/avatar/rest.py), so the
         neutral state un-smiles a smiling photo; off, the neutral state is the photo (the diffusion
         hint and its tracking rely on that). The registered "meshwarp" renderer turns it on.
@@ -160,7 +176,9 @@ class MeshWarpRenderer:
         `eyes`: paint a sclera and a round iris when the lids open wider than at rest (eyes.py).
         `neural_mouth`: redraw the lower face with the neural mouth (engine/neural_mouth); off by default
         (docs/design/neural-mouth.md says what it does and does not yet do). An avatar it refuses renders as
-        without it: `self.neural_mouth.reason` says why."""
+        without it: `self.neural_mouth.reason` says why.
+        `lip_close`: draw mouthClose by closing the lips over the opening (off: the rig's own mouthClose
+        column, as the diffusion renderer's geometry hint was trained with)."""
         self.avatar = avatar
         self.size = avatar.size
         self._src = np.ascontiguousarray(avatar.image)
@@ -206,6 +224,15 @@ class MeshWarpRenderer:
         self._rest_c = self._rest / gain  # the rest expression in this renderer's coefficient units
         _fit_blinks(basis_px, self._base[:NUM_LANDMARKS])
         self._jaw = COEFF_INDEX["jawOpen"]
+        self._close = COEFF_INDEX["mouthClose"] if lip_close else None
+        self._lower_down = (COEFF_INDEX["mouthLowerDownLeft"], COEFF_INDEX["mouthLowerDownRight"])
+        if lip_close:
+            # mouthClose is drawn by closing the gap the other coefficients open (deform), not by its rig
+            # column: that column is a fixed 0.06 eye-distance lip travel, far less than a jaw's opening.
+            basis_px[self._close] = 0.0
+        self._lip_up, self._lip_lo = np.array(UPPER_LIP_ROWS[0]), np.array(LOWER_LIP_ROWS[0])
+        self._lip_rows = [(np.array(r), s) for r, s in zip(LOWER_LIP_ROWS, LOWER_ROW_SHARE)] \
+            + [(np.array(r), -s) for r, s in zip(UPPER_LIP_ROWS, UPPER_ROW_SHARE)]
         self._basis = np.ascontiguousarray(basis_px)
         self._pivot = frame.to_image(PIVOT_FACE)
         self._axes = frame.axes
@@ -235,6 +262,9 @@ class MeshWarpRenderer:
             # the photo's own lip opening plus the speech's mid-word (the photo's teeth show, as
             # that person's do when they talk). Inner-lip points only: the ring never sees it.
             d = d + (1.0 - min(float(state.coeffs[self._jaw]) / SEAL_RELEASE_JAW, 1.0)) * self._seal
+        share = self._close_share(state.coeffs)
+        if share > 0.0:
+            self._close_lips(p, d, share)
         p[:NUM_LANDMARKS] += d
         p[self._ring] += self._ring_follow * d[self._ring_parent]
         gy, gp = np.radians(state.gaze)
@@ -247,6 +277,22 @@ class MeshWarpRenderer:
             rotated = self._pivot + (p - self._pivot) @ r.T
             p += self._weight * (rotated - p)
         return p
+
+    def _close_share(self, coeffs) -> float:
+        """The share of the lip opening that mouthClose cancels, in [0, 1]."""
+        close = float(coeffs[self._close]) if self._close is not None else 0.0
+        if close <= 0.0:
+            return 0.0
+        opening = float(coeffs[self._jaw]) + 0.5 * sum(float(coeffs[i]) for i in self._lower_down)
+        return min(close / max(opening, CLOSE_MIN_OPENING), 1.0)
+
+    def _close_lips(self, p: np.ndarray, d: np.ndarray, share: float) -> None:
+        """Bring the lips together by `share` of their opening, in place on `d`."""
+        y = self._axes[:, 1]
+        up, lo = self._lip_up, self._lip_lo
+        gap = share * np.maximum(((p[lo] + d[lo]) - (p[up] + d[up])) @ y, 0.0)  # per column, corner to corner
+        for row, row_share in self._lip_rows:  # y grows down: the lower lip moves up (-), the upper down (+)
+            d[row] -= (row_share * gap)[:, None] * y
 
     def _lid_sources(self, state: FaceState) -> np.ndarray:
         src = self._src_xy

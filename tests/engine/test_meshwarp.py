@@ -97,6 +97,18 @@ def test_jaw_opens_lips(renderer, redetect):
     assert rest < half < open_
 
 
+def test_mouth_close_seals_lips_over_an_open_jaw(renderer, redetect):
+    """ARKit's mouthClose (lips meet over an open jaw: m, b, p mid-word) closes the re-detected lips."""
+    rest = mouth_opening(redetect(_render(renderer)))
+    opened = mouth_opening(redetect(_render(renderer, jawOpen=0.15)))
+    closed = mouth_opening(redetect(_render(renderer, jawOpen=0.15, mouthClose=0.15)))
+    half = mouth_opening(redetect(_render(renderer, jawOpen=0.15, mouthClose=0.075)))
+    assert opened > rest + 0.01, (rest, opened)
+    # as closed as the sealed mouth at rest, give or take a quarter of what the jaw opened
+    assert closed < rest + 0.25 * (opened - rest), (rest, closed, opened)
+    assert closed < half + 0.002 and half < opened, (closed, half, opened)  # a half share: between
+
+
 def test_smile_raises_and_widens_corners(renderer, redetect):
     def corners(img):
         p = redetect(img)
