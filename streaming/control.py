@@ -27,10 +27,12 @@ from .parts import UnsupportedRequest
 from .protocol import (LARGE_MESSAGE_TYPES, PROTOCOL_VERSION, ErrorCode, ProtocolError, error_event, event,
                        parse_message)
 from .runner import SessionRunner
+from .talkinghead import stream_of
 
 log = logging.getLogger(__name__)
 
 OUTBOX_LIMIT = 200  # events waiting for a slow client; beyond it the oldest go
+CHUNK_BACKLOG = 10  # talkinghead chunks waiting for a slow client (2 s of audio); beyond it the oldest go
 HARD_SIZE_FACTOR = 4  # beyond this multiple of the size limit, aiohttp closes with 1009
 LARGE_RATE_PER_S = 1.0  # large (image) messages per second, burst 2: parsing megabytes is not free
 BACKGROUND_NICE = 10  # added to the niceness of the threads that read prompts and photos
@@ -123,6 +125,16 @@ class ControlConnection:
         self.bucket = TokenBucket(config.ws_rate_per_s, config.ws_burst, loop.time())
         self.large_bucket = TokenBucket(LARGE_RATE_PER_S, 2, loop.time())
         self.subscriptions = {"stats"}
+        # talkinghead chunks: their own lane, sent after the events (answers never wait behind media)
+        self.chunks: deque[dict] = deque(maxlen=CHUNK_BACKLOG)
+        self.dropped_chunks = 0
+
+    def send_chunk(self, msg: dict) -> None:
+        """A talkinghead chunk (the session's media path, on the loop): queued, never waited for."""
+        if len(self.chunks) == self.chunks.maxlen:
+            self.dropped_chunks += 1
+        self.chunks.append(msg)
+        self.wake.set()
 
     def send(self, msg: dict) -> None:
         if len(self.outbox) == self.outbox.maxlen:
@@ -138,9 +150,12 @@ class ControlConnection:
         while True:
             await self.wake.wait()
             self.wake.clear()
-            while self.outbox:
-                await self.ws.send_str(json.dumps(self.outbox.popleft()))
-                self.sent_one.set()
+            while self.outbox or self.chunks:
+                if self.outbox:
+                    await self.ws.send_str(json.dumps(self.outbox.popleft()))
+                    self.sent_one.set()
+                else:
+                    await self.ws.send_str(json.dumps({**self.chunks.popleft(), "dropped": self.dropped_chunks}))
 
     async def _room(self) -> None:
         """Read the client's next message only once the outbox is at most half full: a flood's answers
@@ -173,6 +188,7 @@ class ControlConnection:
         finally:
             runner.listeners.discard(self._send_stats)
             runner.face_listeners.discard(self.send)
+            stream_of(runner).discard(self.send_chunk)
             writer.cancel()
             await asyncio.gather(writer, return_exceptions=True)
 
@@ -241,10 +257,15 @@ class ControlConnection:
                 self.subscriptions.add(msg.stream)
                 if msg.stream == "face_state":
                     r.face_listeners.add(self.send)
+                elif msg.stream == "talkinghead":
+                    stream_of(r).add(self.send_chunk)
             elif msg.type == "unsubscribe":
                 self.subscriptions.discard(msg.stream)
                 if msg.stream == "face_state":
                     r.face_listeners.discard(self.send)
+                elif msg.stream == "talkinghead":
+                    stream_of(r).discard(self.send_chunk)
+                    self.chunks.clear()
             elif msg.type in ("interrupt", "clear"):
                 r.scheduler.clear_input()
                 await r.run_in_session(r.session.forget_speech)

@@ -74,14 +74,17 @@ class GetState(_Msg):
     type: Literal["get_state"]
 
 
+STREAMS = Literal["face_state", "stats", "talkinghead"]
+
+
 class Subscribe(_Msg):
     type: Literal["subscribe"]
-    stream: Literal["face_state", "stats"]
+    stream: STREAMS
 
 
 class Unsubscribe(_Msg):
     type: Literal["unsubscribe"]
-    stream: Literal["face_state", "stats"]
+    stream: STREAMS
 
 
 class Interrupt(_Msg):
@@ -106,6 +109,32 @@ _client_adapter: TypeAdapter = TypeAdapter(ClientMessage)
 MESSAGE_TYPES = ("set_emotion", "prompt", "set_idle", "get_state", "subscribe", "unsubscribe", "interrupt",
                  "clear", "reference_image", "set_emotion_image", "set_avatar")
 LARGE_MESSAGE_TYPES = ("reference_image", "set_emotion_image", "set_avatar")  # may exceed ws_max_message_bytes
+
+
+# -- server -> client events with a schema of their own --
+
+class TalkingHeadAnim(BaseModel):
+    """One TalkingHead (three.js) blendshape animation: frame i holds `vs[name][i]` for `dt[i]` ms."""
+    model_config = ConfigDict(extra="forbid")
+    name: Literal["blendshapes"] = "blendshapes"
+    delay: float = Field(0, description="ms from the chunk's first audio sample to the first frame (always 0)")
+    dt: list[float] = Field(description="per frame: ms of the chunk's audio it covers")
+    vs: dict[str, list[float]] = Field(description="the 52 ARKit coefficients by name, one value per frame")
+
+
+class TalkingHeadChunk(BaseModel):
+    """A `talkinghead` event: one chunk of the voice the session plays and the face of the frames rendered
+    for it, as TalkingHead's `streamAudio({audio, anims})` takes it once `audio` is decoded to an Int16Array."""
+    model_config = ConfigDict(extra="forbid")
+    type: Literal["talkinghead"] = "talkinghead"
+    v: int = PROTOCOL_VERSION
+    sample: int = Field(ge=0, description="timeline position (48 kHz samples) of the chunk's first audio sample")
+    t: float = Field(ge=0, description="stream time of the first sample, s (sample / sample_rate)")
+    sample_rate: int
+    frame: int = Field(ge=0, description="timeline index of the first frame (frame k shows sample k * rate / fps)")
+    audio: str = Field(description="base64 of the chunk's samples, int16 little-endian mono")
+    anims: list[TalkingHeadAnim]
+    dropped: int = Field(0, ge=0, description="chunks this subscriber has lost so far (it did not read in time)")
 
 
 class ProtocolError(Exception):

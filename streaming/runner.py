@@ -78,6 +78,9 @@ class SessionRunner:
         self.tasks: set[asyncio.Task] = set()
         self.listeners: set[Callable[[dict], None]] = set()  # control connections' event sinks
         self.face_listeners: set[Callable[[dict], None]] = set()
+        # (frame index, face state) of each rendered frame: the talkinghead stream, Live Link. On the loop;
+        # each must return at once and never raise (the render loop does not wait for or survive them).
+        self.frame_listeners: set[Callable[[int, FaceState], None]] = set()
         self.closed = asyncio.Event()
         self._closing = False
         self._closer: asyncio.Task | None = None  # owns a close started from a callback
@@ -185,6 +188,7 @@ class SessionRunner:
         self.broadcast({"type": "closed", "reason": reason})
         self.listeners.clear()
         self.face_listeners.clear()
+        self.frame_listeners.clear()
         self.closed.set()
         if self._on_closed is not None:
             self._on_closed(self)
@@ -307,6 +311,8 @@ class SessionRunner:
                 msg = face_state_event(state, k)
                 for send in list(self.face_listeners):
                     send(msg)
+            for listener in list(self.frame_listeners):
+                listener(k, state)
 
     # -- a new avatar (streaming/avatar_swap.py) -----------------------------------------------------
     @property
