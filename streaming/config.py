@@ -64,12 +64,22 @@ class ServerConfig(BaseModel):
     mic_device: int | str | None = None
     push_buffer_s: float = Field(20.0, ge=1, le=120)  # pushed (TTS) audio held ahead of playback
     push_frames_per_s: float = Field(200.0, gt=0)  # binary frames per second on /push (burst 2x)
+    # --livelink HOST:PORT: every session's rendered face states as Live Link Face UDP packets (Unreal
+    # MetaHumans; streaming/livelink_out.py), subject emolive-<first 8 characters of the session id>
+    livelink: str | None = None
     record: str | None = None  # --record OUT.mp4: what is sent, per session (OUT-<sid8>.mp4 after the first)
     record_queue_frames: int = Field(50, ge=2)  # video frames waiting for the encoder; beyond it frames are dropped
     # Measurement only (benchmarks/bench_soak.py): every session stamps its frame ids into the pixels and mixes
     # audio marks into the voice (streaming/frame_marks.py, streaming/audio_marks.py), as `emolive bench`
     # does for the sessions it adopts. Visible and audible: never for real viewers.
     bench_marks: bool = False
+
+    @field_validator("livelink")
+    @classmethod
+    def _livelink(cls, v):
+        if v is not None:
+            livelink_target(v)  # ValueError with the reason
+        return v
 
     @field_validator("render_budget_s", mode="before")
     @classmethod
@@ -84,6 +94,27 @@ class ServerConfig(BaseModel):
         if x is None or not 0 < x <= 1:  # NaN fails too
             raise ValueError(f"render_budget_s must be 'auto' or seconds in (0, 1], got {v!r}")
         return x
+
+
+def livelink_target(text: str) -> tuple[str, int]:
+    """(host, port) of a `livelink` setting: HOST:PORT, [IPv6]:PORT, or HOST alone for Unreal's port 11111."""
+    text = text.strip()
+    if text.startswith("["):
+        host, sep, rest = text[1:].partition("]")
+        port = rest[1:] if rest.startswith(":") else ("" if not rest else None)
+        if not sep or port is None:
+            raise ValueError(f"livelink: expected HOST:PORT or [IPv6]:PORT, got {text!r}")
+    elif text.count(":") == 1:
+        host, port = text.split(":")
+    else:
+        host, port = text, ""
+    if not host:
+        raise ValueError(f"livelink: no host in {text!r} (expected HOST:PORT, e.g. 192.168.1.20:11111)")
+    if not port:
+        return host, 11111
+    if not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ValueError(f"livelink: the port must be a number in 1..65535, got {port!r}")
+    return host, int(port)
 
 
 def worker_count(config: ServerConfig) -> int:

@@ -1,8 +1,10 @@
 """Sends face states to Unreal (a MetaHuman) as Live Link Face UDP datagrams.
 
 The packet layout is `engine.io.livelink`; this is the socket. One datagram per
-frame, sent without blocking: a datagram the kernel cannot take at once is dropped
-and counted (the next frame replaces it).
+frame, sent without blocking: a datagram the kernel cannot take at once, or that
+fails to go out (no route, a receiver that went away), is dropped and counted (the
+next frame replaces it). `emolive serve --livelink HOST:PORT` sends every session's
+frames this way (streaming/livelink_out.py).
 """
 from __future__ import annotations
 
@@ -51,7 +53,7 @@ class LiveLinkSender:
                                  frame_number=frame_number, fps=self.fps)
         try:
             self._sock.sendto(packet, self.address)
-        except (BlockingIOError, ConnectionRefusedError):  # full buffer; ICMP unreachable from a prior send
+        except OSError:  # full buffer, ICMP unreachable from a prior send, no route: dropped, never raised
             self.dropped += 1
             return False
         self.sent += 1

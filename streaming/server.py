@@ -13,12 +13,14 @@ from pathlib import Path
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from .config import ServerConfig, load_config, worker_count
+from .config import ServerConfig, livelink_target, load_config, worker_count
 from .control import HARD_SIZE_FACTOR, ControlConnection, image_message_limit
 from .admission import SessionBudget
 from .app_common import (BUDGET, CONFIG, COUNTERS, INPUT, MAX_OFFER_BYTES, PARTS, POOL, PUSHES, RECORDERS, SESSIONS,
                          WorkerStartError, add_routes, fail as _fail, guard as _guard)
 from .heap import freeze_startup_heap
+from .livelink import LiveLinkSender
+from .livelink_out import LIVELINK, LiveLinkOut
 from .metrics import metrics
 from .parts import EngineParts, EngineUnavailable, UnsupportedRequest, real_parts
 from .push import HARD_FRAME_BYTES, PushConnection, PushFeed
@@ -160,6 +162,8 @@ def create_app(config: ServerConfig, parts: EngineParts | None = None,
     app[BUDGET] = SessionBudget(config.client_session_rate_per_s, config.client_session_burst)
     app[PUSHES] = {}
     app[RECORDERS] = []
+    if config.livelink is not None:  # a host that does not resolve fails here, at start
+        app[LIVELINK] = LiveLinkOut(config.livelink, app[COUNTERS], config.fps)
     add_routes(app, health=health, metrics=metrics, offer=offer, control=control_ws, push=push_ws,
                close=close_session)
     whip.setup(app)
@@ -224,6 +228,9 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     p.add_argument("--loop", action="store_true", default=None, help="with --audio: play the file in a loop")
     p.add_argument("--mic", action="store_true", default=None, help="use the local microphone as the voice input")
     p.add_argument("--mic-device", help="with --mic: input device index or name (python -m sounddevice lists them)")
+    p.add_argument("--livelink", metavar="HOST:PORT", help="send every session's face to Unreal (a MetaHuman) as "
+                   "Live Link Face UDP packets, subject emolive-<session id's first 8 characters> (port 11111 "
+                   "when left out)")
     p.add_argument("--record", metavar="OUT.mp4", help="record what each session sends (OUT.mp4, then "
                    "OUT-<session>.mp4)")
     p.add_argument("-v", "--verbose", action="store_true")
@@ -267,9 +274,11 @@ def main(argv: list[str] | None = None) -> int:
                              token=args.token, ice_loopback=args.ice_loopback, audio=args.audio,
                              audio_loop=args.loop, mic=args.mic,
                              mic_device=int(args.mic_device) if args.mic_device and args.mic_device.isdigit()
-                             else args.mic_device, record=args.record,
+                             else args.mic_device, record=args.record, livelink=args.livelink,
                              workers=_workers_arg(args.workers))
         workers = worker_count(config)
+        if config.livelink is not None and workers > 1:  # each worker resolves it too; fail once, here
+            LiveLinkSender(*livelink_target(config.livelink)).close()
         if config.record is not None:
             _check_writable(config.record)
         if workers > 1:

@@ -14,6 +14,7 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from engine.emotion import EmotionError
 
 from .app_common import BUDGET, CONFIG, COUNTERS, INPUT, PARTS, POOL, SESSIONS, fail, over_session_budget
+from .livelink_out import LIVELINK
 from .liveness import watch_peer
 from .parts import EngineUnavailable
 from .runner import SessionRunner
@@ -106,6 +107,8 @@ async def open_session(request: web.Request, sdp: str, *, avatar: str | None = N
         return fail(500, "engine_error", f"cannot start the session: {e}")
     if config.record is not None:
         start_recording(app, runner, cleanups)
+    if (livelink := app.get(LIVELINK)) is not None:
+        cleanups.append(livelink.attach(runner))
     runner.start()
     runner.spawn(_connect_watchdog(runner, config.session_idle_timeout_s), "watchdog")
     runner.spawn(watch_peer(runner, config.peer_timeout_s), "liveness")
