@@ -39,11 +39,16 @@ fi
 
 # three.js for the 3D-client tests (tests/streaming/test_talkinghead_browser.py): node_modules/ at the root.
 THREE_VERSION=0.187.0
+if ! command -v npm >/dev/null 2>&1; then
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  echo "[setup] apt install npm"
+  (DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq npm >/dev/null) || true
+fi
 if command -v npm >/dev/null 2>&1; then
   if [ "$(node -p "require('./node_modules/three/package.json').version" 2>/dev/null)" != "$THREE_VERSION" ]; then
     echo "[setup] npm install three@$THREE_VERSION"
     npm install --no-save --no-package-lock --no-audit --no-fund --prefix . "three@$THREE_VERSION" >/dev/null
   fi
 else
-  echo "[setup] npm not found: the three.js browser tests will be skipped (apt install npm)"
+  echo "[setup] npm could not be installed: the three.js browser tests will be skipped"
 fi
