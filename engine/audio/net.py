@@ -39,8 +39,9 @@ class ExpressionNet(nn.Module):
         feat = torch.full((batch, KERNEL - 1, N_MELS), float(np.log(LOG_FLOOR)))
         return feat, torch.zeros(batch, self.channels, self.hid_len)
 
-    def forward(self, feats: torch.Tensor, feat_state: torch.Tensor, hid_state: torch.Tensor):
-        """feats (B, T, N_MELS) raw log-mel -> out (B, T, N_OUT), new feat_state, new hid_state."""
+    def forward(self, feats: torch.Tensor, feat_state: torch.Tensor, hid_state: torch.Tensor, hidden: bool = False):
+        """feats (B, T, N_MELS) raw log-mel -> out (B, T, N_OUT), new feat_state, new hid_state
+        (and, with `hidden`, the last layer's features (B, C, T), for training-only heads)."""
         x = torch.cat([feat_state, feats], dim=1)
         new_feat = x[:, -(KERNEL - 1):, :]
         z = ((x - self.feat_mean) / self.feat_std).transpose(1, 2)
@@ -53,4 +54,6 @@ class ExpressionNet(nn.Module):
             h = h + mix(torch.relu(conv(xin)))
             off += span
         out = self.head(torch.relu(h)).transpose(1, 2)
+        if hidden:
+            return out, new_feat, torch.cat(new_hid, dim=2), torch.relu(h)
         return out, new_feat, torch.cat(new_hid, dim=2)

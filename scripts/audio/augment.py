@@ -12,7 +12,8 @@ SR = 16000
 
 
 def speed(x: np.ndarray, targets: list[np.ndarray], factor: float):
-    """Play `factor` times faster (pitch moves with it); targets resampled to match."""
+    """Play `factor` times faster (pitch moves with it); targets resampled to match (integer
+    arrays, class labels, by the nearest step; the others linearly)."""
     up, down = 100, int(round(100 * factor))
     y = resample_poly(x, up, down).astype(np.float32)
     out = []
@@ -20,7 +21,9 @@ def speed(x: np.ndarray, targets: list[np.ndarray], factor: float):
         n = int(np.ceil(t.shape[0] * up / down))
         src = np.arange(n) * down / up
         idx = np.arange(t.shape[0])
-        if t.ndim == 1:
+        if np.issubdtype(t.dtype, np.integer):
+            out.append(t[np.minimum(np.round(src).astype(int), t.shape[0] - 1)])
+        elif t.ndim == 1:
             out.append(np.interp(src, idx, t).astype(np.float32))
         else:
             out.append(np.stack([np.interp(src, idx, t[:, j]) for j in range(t.shape[1])], 1).astype(np.float32))
@@ -59,9 +62,13 @@ def telephone(x: np.ndarray) -> np.ndarray:
     return resample_poly(resample_poly(x, 1, 2), 2, 1)[: x.size].astype(np.float32)
 
 
-def random_augment(x, tg, vad, rng: np.random.Generator, babble_source=None):
+def random_augment(x, tg, vad, rng: np.random.Generator, babble_source=None, labels=None):
+    """Augmented (x, tg, vad, labels); `labels` (integer classes per target step, or None) follow the speed."""
     if rng.random() < 0.5:
-        x, (tg, vad) = speed(x, [tg, vad], rng.uniform(0.88, 1.12))
+        series = [tg, vad] if labels is None else [tg, vad, labels]
+        x, series = speed(x, series, rng.uniform(0.88, 1.12))
+        tg, vad = series[:2]
+        labels = series[2] if labels is not None else None
     if rng.random() < 0.3:
         x = reverb(x, rng.uniform(0.15, 0.7), rng)
     if rng.random() < 0.15:
@@ -74,4 +81,4 @@ def random_augment(x, tg, vad, rng: np.random.Generator, babble_source=None):
     x = x / peak * 10 ** (rng.uniform(-40.0, 6.0) / 20)  # peak from -40 dBFS to +6 dB (clipped)
     if rng.random() < 0.5:
         x = x + rng.standard_normal(x.size).astype(np.float32) * 10 ** (rng.uniform(-95, -60) / 20)
-    return np.clip(x, -1.0, 1.0).astype(np.float32), tg, vad
+    return np.clip(x, -1.0, 1.0).astype(np.float32), tg, vad, labels

@@ -21,13 +21,18 @@ moving average subtracted from both): Pearson r at lag 0, and the best r within
 +-1 and +-10 frames with its lag (lag > 0: the real mouth moves after the series);
 std_ratio = std of the rendered mouth / std of the real mouth; closure = share of
 m/b/p phones (force-aligned where a transcript exists, else recognised) in which the
-lips are closed (inner-lip gap below CLOSED_GAP in some frame within the phone).
+lips are closed (inner-lip gap below a threshold in some frame within the phone). The real
+mouths' threshold comes from s1's force-aligned m/b/p (closed_gap_threshold). A rendered face
+is also scored against its own closed mouth: the median re-detected gap of the clip's frames
+whose state is at rest (silence: jaw shut, lips sealed), plus REST_CLOSED_MARGIN, because the
+landmarker reads the default avatar's sealed lips, video-encoded, at about 0.03 where s1's
+read 0.003.
 
 Diagnostics: "model_output" = mouth_open_proxy of the rendered face states (before rendering);
 an unsynchronised null per set; and, as a reference outside the unseen-voice means, ten GRID
 s1 clips that train.py keeps out of training (set "s1ref").
 
-Heavy steps are cached under build/lipeval/ (renders keyed by the ONNX model's hash).
+Heavy steps are cached under build/lipeval/ (renders keyed by the ONNX model's and the warp's hashes).
 
     .venv/bin/python scripts/audio/eval_lips.py [--clips talking grid cremad s1ref] [--json OUT] [--markdown OUT]
         [--neural-mouth]
@@ -193,6 +198,9 @@ def measure_real(video: Path, subset: str, mode: str = DETECTOR) -> dict:
     return _cached(BUILD / "real" / mode / subset / f"{Path(video).stem}.npz", make)
 
 
+REST_CLOSED_MARGIN = 0.005  # inter-ocular units above the clip's rendered rest gap that still count as closed
+
+
 def model_hash() -> str:
     from engine.audio.model import ONNX_PATH
 
@@ -200,12 +208,16 @@ def model_hash() -> str:
 
 
 def render_key(neural_mouth: bool) -> str:
-    """The render cache's folder: the audio model's hash, and the neural mouth's when it draws the frames."""
+    """The render cache's folder: the audio model's hash, the warp's source, and the neural mouth's
+    when it draws the frames."""
+    import engine.renderers.meshwarp as warp
+
+    key = f"{model_hash()}+warp{hashlib.sha256(Path(warp.__file__).read_bytes()).hexdigest()[:8]}"
     if not neural_mouth:
-        return model_hash()
+        return key
     from engine.neural_mouth.runtime import ONNX_PATH as MOUTH_ONNX
 
-    return f"{model_hash()}+mouth{hashlib.sha256(Path(MOUTH_ONNX).read_bytes()).hexdigest()[:12]}"
+    return f"{key}+mouth{hashlib.sha256(Path(MOUTH_ONNX).read_bytes()).hexdigest()[:12]}"
 
 
 def measure_render(video: Path, cache_dir: Path, mode: str = DETECTOR, neural_mouth: bool = False) -> dict:
@@ -315,6 +327,11 @@ def evaluate_clip(c: dict, rec, table, sigma25: float, closed_gap: float, render
     res["closure_phones_from"] = "aligned" if "aligned" in ph else "recognised"
     res["closure_product"], res["closure_phones"] = closure_accuracy(segs, product, times, closed_gap, ok)
     res["closure_real"], _ = closure_accuracy(segs, meas, times, closed_gap, ok)
+    at_rest = np.abs(model_output) < 1e-4  # silence: every speech coefficient relaxed to exactly 0
+    if at_rest.sum() >= 3:
+        res["render_rest_gap"] = float(np.median(product[at_rest]))
+        res["closure_product_rest"], _ = closure_accuracy(segs, product, times,
+                                                          res["render_rest_gap"] + REST_CLOSED_MARGIN, ok)
     res["render_gap_min"] = float(np.min(rend["mouth_open"][rok])) if rok.any() else float("nan")
     res["render_gap_p05"] = float(np.percentile(rend["mouth_open"][rok], 5)) if rok.any() else float("nan")
     res["real_gap_p05"] = float(np.percentile(meas[ok], 5)) if ok.any() else float("nan")
@@ -392,7 +409,8 @@ def summarise(rows: list[dict]) -> dict:
             for key in ("raw", "env"):
                 for f in ("r0", "r1", "lag1", "r10", "lag10"):
                     d[f"{m}.{key}.{f}"] = mean_of(rs, (m, key, f))
-        for f in ("std_ratio", "std_ratio_env", "closure_product", "closure_real", "real_found", "render_found"):
+        for f in ("std_ratio", "std_ratio_env", "closure_product", "closure_product_rest", "closure_real",
+                  "render_rest_gap", "real_found", "render_found"):
             d[f] = mean_of(rs, (f,))
         if s != "all":
             d["null"] = null_scores(rs)
@@ -413,8 +431,9 @@ def markdown(rows: list[dict], summary: dict, meta: dict) -> str:
     L.append("Summary, means over clips. r0 = Pearson r at lag 0; r±1 / r±10 = best r within ±1 / ±10 frames "
              "(mean best lag in brackets; + = the real mouth moves after the series).\n")
     L.append("| clips | series | product r0 | r±1 | r±10 | loudness r0 | r±1 | r±10 | phoneme r0 | r±1 | r±10 "
-             "| phoneme (aligned) r0 | model output r0 | std_ratio | closure m/b/p rendered | real |")
-    L.append("|---|---|" + "---|" * 14)
+             "| phoneme (aligned) r0 | model output r0 | std_ratio | closure m/b/p rendered | "
+             "rendered (against its rest) | real |")
+    L.append("|---|---|" + "---|" * 15)
     for s, d in summary.items():
         for key, label in (("env", "envelope removed"), ("raw", "raw")):
             c = [f"**{fmt(d[f'product.{key}.r0'])}**",
@@ -425,8 +444,8 @@ def markdown(rows: list[dict], summary: dict, meta: dict) -> str:
                       f"{fmt(d[f'{m}.{key}.r10'])} ({fmt(d[f'{m}.{key}.lag10'], '+.1f')})"]
             c.append(fmt(d[f"phoneme_aligned.{key}.r0"]))
             c.append(fmt(d[f"model_output.{key}.r0"]))
-            extra = [fmt(d["std_ratio"]), fmt(d["closure_product"]), fmt(d["closure_real"])] if key == "env" \
-                else [fmt(d["std_ratio"]) , "", ""]
+            extra = [fmt(d["std_ratio"]), fmt(d["closure_product"]), fmt(d.get("closure_product_rest")),
+                     fmt(d["closure_real"])] if key == "env" else [fmt(d["std_ratio"]), "", "", ""]
             L.append(f"| {names[s]} ({d['clips']}) | {label} | " + " | ".join(c + extra) + " |")
     L.append("\nUnsynchronised null (each clip's series against every other clip's real mouth of the same set, "
              "same lags searched): mean r, envelope removed / raw.\n")
@@ -459,13 +478,16 @@ def markdown(rows: list[dict], summary: dict, meta: dict) -> str:
             L.append(f"| {r['clip']} | {cell('product', 'r0')} | {cell('product', 'r1')} | {cell('product', 'r10')} | "
                      f"{cell('loudness', 'r0')} | {cell('loudness', 'r10')} | {cell('phoneme', 'r0')} | "
                      f"{cell('phoneme', 'r10')} | {cell('phoneme_aligned', 'r0')} | {fmt(r['std_ratio'])} | "
-                     f"{fmt(r['closure_product'])} / {fmt(r['closure_real'])} ({r['closure_phones']}, "
+                     f"{fmt(r['closure_product'])} ({fmt(r.get('closure_product_rest'))}) / "
+                     f"{fmt(r['closure_real'])} ({r['closure_phones']}, "
                      f"{r['closure_phones_from'][:5]}) | {fmt(r['real_found'])} / {fmt(r['render_found'])} |")
     t = meta["closed_gap"]
     L.append(f"\nClosed lips: inner-lip gap / inter-ocular < {t['threshold']:.4f} (the {t['quantile']:.0%} quantile "
              f"of GRID s1's smallest gap within each of {t['phones']} force-aligned m/b/p phones in {t['clips']} "
              f"clips; median {t['median']:.4f}). Rendered avatar's gap: smallest {fmt(meta['render_gap_min'], '.4f')}, "
-             f"5th percentile {fmt(meta['render_gap_p05'], '.4f')} (mean over clips). "
+             f"5th percentile {fmt(meta['render_gap_p05'], '.4f')}, at rest {fmt(meta['render_rest_gap'], '.4f')} "
+             f"(means over clips); closed against its rest (in brackets): gap < the clip's rendered rest gap + "
+             f"{REST_CLOSED_MARGIN}. "
              f"Phoneme smoothing σ = {meta['sigma_frames_25fps']} frames at 25 fps. Face Landmarker mode: "
              f"{meta['detector']}. Model {meta['model_sha256_12']}.")
     return "\n".join(L) + "\n"
@@ -501,9 +523,11 @@ def main() -> None:
         rows.append(r)
         print(f"{r['set']:8s} {r['clip']:24s} product r0 env {r['product']['env']['r0']:+.3f} "
               f"loud {r['loudness']['env']['r0']:+.3f} phon {r['phoneme']['env']['r0']:+.3f} "
-              f"std {r['std_ratio']:.2f} closure {fmt(r['closure_product'])}/{fmt(r['closure_real'])}", flush=True)
+              f"std {r['std_ratio']:.2f} closure {fmt(r['closure_product'])} "
+              f"({fmt(r.get('closure_product_rest'))})/{fmt(r['closure_real'])}", flush=True)
     summary = summarise(rows)
     meta = dict(model_sha256_12=mh, neural_mouth=args.neural_mouth, detector=args.detector, closed_gap=thr_info, sigma_frames_25fps=sigma25,
+                render_rest_gap=mean_of(rows, ("render_rest_gap",)),
                 render_gap_min=mean_of(rows, ("render_gap_min",)), render_gap_p05=mean_of(rows, ("render_gap_p05",)),
                 load_average=os.getloadavg())
     md = markdown(rows, summary, meta)

@@ -29,7 +29,7 @@ from engine.audio.model import ONNX_PATH, ExpressionModel, onnx_predictor  # noq
 from engine.audio.spec import mouth_open_proxy  # noqa: E402
 from engine.measure import shared_dir  # noqa: E402
 
-MEASURE = ROOT / "build" / "audio" / "measure"
+MEASURED = {"image": ROOT / "build" / "audio" / "measure_image", "video": ROOT / "build" / "audio" / "measure"}
 MAX_LAG = 5
 
 
@@ -121,7 +121,10 @@ def main() -> None:
     ap.add_argument("--onnx", default=str(ONNX_PATH))
     ap.add_argument("--json", default=None)
     ap.add_argument("--s1-val", type=int, default=50, help="also score this many held-out s1 clips (same speaker)")
+    ap.add_argument("--measured", choices=sorted(MEASURED), default="image",
+                    help="real mouths measured frame by frame (image) or tracked (video): measure_targets.py --mode")
     args = ap.parse_args()
+    MEASURE = MEASURED[args.measured]
     sd = shared_dir()
     if sd is None:
         raise SystemExit("../shared not present")

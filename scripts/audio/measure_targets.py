@@ -2,9 +2,12 @@
 
 For every video frame: the 52 Face Landmarker blendshapes and the landmark mouth
 opening (engine.face_geometry.mouth_opening). One .npz per clip under
-build/audio/measure/<set>/ so the run can be resumed and used while it grows.
+build/audio/measure/<set>/ (tracking, `--mode video`) or build/audio/measure_image/<set>/
+(every frame detected on its own, `--mode image`), so the run can be resumed and used
+while it grows. Tracking smooths the landmarks and trails the real mouth by about half
+a frame; image mode does not.
 
-    .venv/bin/python scripts/audio/measure_targets.py --sets multi cremad s1
+    .venv/bin/python scripts/audio/measure_targets.py --sets s1 --mode image
 """
 from __future__ import annotations
 
@@ -19,7 +22,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from engine.face_geometry import mouth_opening  # noqa: E402
 from engine.measure import Landmarker, read_video_rgb, shared_dir  # noqa: E402
 
-OUT = Path(__file__).resolve().parents[2] / "build" / "audio" / "measure"
+BUILD = Path(__file__).resolve().parents[2] / "build" / "audio"
+
+
+def out_dir(mode: str) -> Path:
+    return BUILD / ("measure" if mode == "video" else "measure_image")
 
 
 def clip_list(sd: Path, name: str) -> list[Path]:
@@ -32,16 +39,16 @@ def clip_list(sd: Path, name: str) -> list[Path]:
     raise SystemExit(f"unknown set {name}")
 
 
-def measure_clip(path: Path) -> dict[str, np.ndarray]:
+def measure_clip(path: Path, mode: str = "video") -> dict[str, np.ndarray]:
     frames, fps = read_video_rgb(path)
     n = len(frames)
     bs = np.zeros((n, 52), np.float32)
     mo = np.zeros(n, np.float32)
     found = np.zeros(n, bool)
     # A fresh tracker per clip: no landmark state leaks between clips.
-    with Landmarker(mode="video") as lm:
+    with Landmarker(mode=mode) as lm:
         for i, rgb in enumerate(frames):
-            m = lm.detect(rgb, timestamp_ms=int(round(i * 1000.0 / fps)))
+            m = lm.detect(rgb, timestamp_ms=int(round(i * 1000.0 / fps))) if mode == "video" else lm.detect(rgb)
             if m is None:
                 continue
             found[i] = True
@@ -53,6 +60,8 @@ def measure_clip(path: Path) -> dict[str, np.ndarray]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sets", nargs="+", default=["multi", "cremad", "s1"])
+    ap.add_argument("--mode", choices=["video", "image"], default="video",
+                    help="landmarker mode: tracking (video) or every frame on its own (image)")
     ap.add_argument("--limit", type=int, default=0, help="at most this many clips per set (0 = all)")
     args = ap.parse_args()
     sd = shared_dir()
@@ -60,13 +69,13 @@ def main() -> None:
         raise SystemExit("../shared not present")
     for name in args.sets:
         clips = clip_list(sd, name)[: args.limit or None]
-        out = OUT / name
+        out = out_dir(args.mode) / name
         out.mkdir(parents=True, exist_ok=True)
         for path in tqdm(clips, desc=f"measure {name}"):
             dst = out / f"{path.stem}.npz"
             if dst.exists():
                 continue
-            res = measure_clip(path)
+            res = measure_clip(path, args.mode)
             tmp = dst.with_suffix(".tmp.npz")
             np.savez_compressed(tmp, **res)
             tmp.rename(dst)

@@ -80,7 +80,10 @@ def test_render_audio_mouth_follows_real_speech(shared, grid_speech, tmp_path, c
     frames = _frames(tmp_path / "s.mp4")
     assert abs(len(frames) - 75) <= 1
     opening = np.array([mouth_opening(redetect(f)) for f in frames[:75]])
-    assert opening[speech[: len(opening)]].mean() > opening[~speech[: len(opening)]].mean() + 0.03
+    # Open while speaking, on average: the lips also close mid-word (m, b, p), so the mean stays well below
+    # the vowels' opening.
+    assert opening[speech[: len(opening)]].mean() > opening[~speech[: len(opening)]].mean() + 0.015
+    assert np.percentile(opening[speech[: len(opening)]], 90) > opening[~speech[: len(opening)]].mean() + 0.04
     # Lip sync: the rendered mouth opens and closes with the real speaker's mouth in the clip's video.
     from engine.measure import read_video_rgb
 
