@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -67,6 +68,10 @@ class ServerConfig(BaseModel):
     # --livelink HOST:PORT: every session's rendered face states as Live Link Face UDP packets (Unreal
     # MetaHumans; streaming/livelink_out.py), subject emolive-<first 8 characters of the session id>
     livelink: str | None = None
+    # --publish-whip URL: every session's avatar and voice pushed to a WHIP server (an SFU's ingest), `{session}`
+    # replaced by the session id (streaming/whip_publish.py); the bearer token also from EMOLIVE_PUBLISH_WHIP_TOKEN
+    publish_whip: str | None = None
+    publish_whip_token: str | None = None
     record: str | None = None  # --record OUT.mp4: what is sent, per session (OUT-<sid8>.mp4 after the first)
     record_queue_frames: int = Field(50, ge=2)  # video frames waiting for the encoder; beyond it frames are dropped
     # Measurement only (benchmarks/bench_soak.py): every session stamps its frame ids into the pixels and mixes
@@ -79,6 +84,15 @@ class ServerConfig(BaseModel):
     def _livelink(cls, v):
         if v is not None:
             livelink_target(v)  # ValueError with the reason
+        return v
+
+    @field_validator("publish_whip")
+    @classmethod
+    def _publish_whip(cls, v):
+        if v is not None:
+            parsed = urlsplit(v.replace("{session}", "session"))
+            if parsed.scheme not in ("http", "https") or not parsed.hostname:
+                raise ValueError(f"publish_whip must be an http:// or https:// URL, got {v!r}")
         return v
 
     @field_validator("render_budget_s", mode="before")
@@ -133,7 +147,8 @@ def worker_count(config: ServerConfig) -> int:
 
 
 def load_config(path: str | Path | None = None, **overrides) -> ServerConfig:
-    """Build the config from an optional YAML file, EMOLIVE_TOKEN, then explicit overrides (None = unset)."""
+    """Build the config from an optional YAML file, EMOLIVE_TOKEN and EMOLIVE_PUBLISH_WHIP_TOKEN, then explicit
+    overrides (None = unset)."""
     data: dict = {}
     if path is not None:
         with open(path, encoding="utf-8") as f:
@@ -143,5 +158,7 @@ def load_config(path: str | Path | None = None, **overrides) -> ServerConfig:
         data.update(loaded)
     if os.environ.get("EMOLIVE_TOKEN"):
         data["token"] = os.environ["EMOLIVE_TOKEN"]
+    if os.environ.get("EMOLIVE_PUBLISH_WHIP_TOKEN"):
+        data["publish_whip_token"] = os.environ["EMOLIVE_PUBLISH_WHIP_TOKEN"]
     data.update({k: v for k, v in overrides.items() if v is not None})
     return ServerConfig(**data)

@@ -4,6 +4,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from .app_common import COUNTERS, RECORDERS, SESSIONS
+from .whip_publish import PUBLISH
 
 RECORDER_COUNTERS = ("video_frames", "video_dropped", "audio_frames", "audio_dropped")
 
@@ -18,6 +19,12 @@ async def metrics(request: web.Request) -> web.Response:
             counters[f"recorded_{name}"] = counters.get(f"recorded_{name}", 0) + live
     for name, value in counters.items():
         lines += [f"# TYPE emolive_{name}_total counter", f"emolive_{name}_total {value}"]
+    if (publishing := app.get(PUBLISH)) is not None:  # --publish-whip
+        lines += ["# TYPE emolive_whip_publishing gauge", f"emolive_whip_publishing {publishing.live}"]
+        for name, value in publishing.counters.items():
+            lines += [f"# TYPE emolive_whip_publish_{name}_total counter", f"emolive_whip_publish_{name}_total {value}"]
+        lines.append("# TYPE emolive_whip_publish_errors_total counter")
+        lines += [f'emolive_whip_publish_errors_total{{category="{c}"}} {n}' for c, n in publishing.errors.items()]
     per_session = ("fps", "latency_ms_p50", "latency_ms_p95", "e2e_ms_p50", "e2e_ms_p95", "e2e_ms_p99",
                    "first_frame_ms", "av_offset_ms", "frames_sent", "frames_dropped", "frames_late",
                    "frames_repeated", "render_ms_p95", "render_budget_ms", "session_cpu_s", "process_rss_mb")

@@ -27,7 +27,7 @@ from .push import HARD_FRAME_BYTES, PushConnection, PushFeed
 from .session_io import build_input
 from .session_open import open_session
 from .sources import InputUnavailable, ServerInput
-from . import whip
+from . import whip, whip_publish
 from .warm_up import warm_up
 
 log = logging.getLogger("emolive.server")
@@ -167,6 +167,7 @@ def create_app(config: ServerConfig, parts: EngineParts | None = None,
     add_routes(app, health=health, metrics=metrics, offer=offer, control=control_ws, push=push_ws,
                close=close_session)
     whip.setup(app)
+    whip_publish.setup(app, config)
     app.on_startup.append(_start_input)
     app.on_shutdown.append(_shutdown)
     return app
@@ -231,6 +232,10 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     p.add_argument("--livelink", metavar="HOST:PORT", help="send every session's face to Unreal (a MetaHuman) as "
                    "Live Link Face UDP packets, subject emolive-<session id's first 8 characters> (port 11111 "
                    "when left out)")
+    p.add_argument("--publish-whip", metavar="URL", help="push every session's avatar and voice to this WHIP server "
+                   "(an SFU's WHIP ingest); {session} in the URL is replaced by the session id")
+    p.add_argument("--publish-whip-token", metavar="TOKEN", help="with --publish-whip: send Authorization: Bearer "
+                   "TOKEN (or set EMOLIVE_PUBLISH_WHIP_TOKEN)")
     p.add_argument("--record", metavar="OUT.mp4", help="record what each session sends (OUT.mp4, then "
                    "OUT-<session>.mp4)")
     p.add_argument("-v", "--verbose", action="store_true")
@@ -275,6 +280,7 @@ def main(argv: list[str] | None = None) -> int:
                              audio_loop=args.loop, mic=args.mic,
                              mic_device=int(args.mic_device) if args.mic_device and args.mic_device.isdigit()
                              else args.mic_device, record=args.record, livelink=args.livelink,
+                             publish_whip=args.publish_whip, publish_whip_token=args.publish_whip_token,
                              workers=_workers_arg(args.workers))
         workers = worker_count(config)
         if config.livelink is not None and workers > 1:  # each worker resolves it too; fail once, here

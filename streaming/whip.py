@@ -26,6 +26,7 @@ from .fanout import Fanout
 from .runner import SessionRunner
 from .sdp_check import BadOffer, check_offer
 from .session_open import open_session
+from .whip_publish import attach as publish_whip
 
 log = logging.getLogger("emolive.server")
 
@@ -142,6 +143,7 @@ async def whip_post(request: web.Request) -> web.Response:
     entry = WhipSession(runner, hub, etag=secrets.token_hex(8))
     app[WHIP][sid] = entry
     opened.cleanups.append(lambda: _session_closed(app, sid))
+    publish_whip(app, runner, hub)  # --publish-whip: pushed to a WHIP server too (a task of the session)
     return _sdp_response(opened.answer_sdp, f"/whip/{sid}", entry.etag,
                          [f'</whep/{sid}>; rel="{REL_WHEP}"', f'</ws?session={sid}>; rel="{REL_CONTROL}"',
                           f'</push?session={sid}>; rel="{REL_PUSH}"'])
@@ -155,6 +157,7 @@ def share(app: web.Application, opened) -> None:
     hub.mirror()
     app[WHIP][runner.id] = WhipSession(runner, hub, etag=secrets.token_hex(8), ingest=False)
     opened.cleanups.append(lambda: _session_closed(app, runner.id))
+    publish_whip(app, runner, hub)  # --publish-whip: pushed to a WHIP server too (a task of the session)
 
 
 def _session(request: web.Request) -> WhipSession | None:

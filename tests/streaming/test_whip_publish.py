@@ -1,0 +1,189 @@
+"""`serve --publish-whip`: a session's avatar and voice pushed to a WHIP server. Two servers in one test:
+A's session (its voice pushed in as PCM) is published to B's /whip; B's session hears A's voice and a WHEP
+viewer of B receives it; A's session end DELETEs B's resource. Refusals and unreachable servers are
+counted by category, retried or not as documented, and never disturb the session."""
+import asyncio
+import json
+
+import numpy as np
+import pytest
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamError
+
+from engine.audio.io import read_audio_file
+from server_harness import SDP, Server, best_lag, envelope, more_frames_sent, publish
+from streaming import whip_publish
+from streaming.config import ServerConfig
+from streaming.server import build_parser
+from streaming.whip_publish import PUBLISH, backoff_s, category_of, target_url
+
+pytestmark = pytest.mark.timeout(240)
+TOKEN = "b-token"
+
+
+async def until(predicate, what: str, timeout: float = 60.0) -> None:
+    """Wait for a condition (a loaded machine only makes it slower); the timeout turns a hang into a failure."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        if loop.time() > deadline:
+            raise AssertionError(f"not within {timeout:.0f} s: {what}")
+        await asyncio.sleep(0.02)
+
+
+class Viewer:
+    """A WHEP client of B: receive-only, keeping the audio it hears and counting video frames."""
+
+    def __init__(self):
+        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        self.video = 0
+        self.audio: list[np.ndarray] = []
+        self.tasks = []
+        self.pc.on("track", lambda t: self.tasks.append(asyncio.ensure_future(self._read(t))))
+
+    async def _read(self, track):
+        while True:
+            try:
+                frame = await track.recv()
+            except MediaStreamError:
+                return
+            if track.kind == "video":
+                self.video += 1
+            else:
+                chans = len(frame.layout.channels)
+                self.audio.append(frame.to_ndarray().reshape(-1, chans).mean(axis=1).astype(np.float32) / 32768)
+
+    async def play(self, server, sid):
+        self.pc.addTransceiver("audio", direction="recvonly")
+        self.pc.addTransceiver("video", direction="recvonly")
+        await self.pc.setLocalDescription(await self.pc.createOffer())
+        async with server.http.post(f"{server.url}/whep/{sid}", data=self.pc.localDescription.sdp,
+                                    headers={**SDP, "Authorization": f"Bearer {TOKEN}"}) as r:
+            assert r.status == 201, await r.text()
+            await self.pc.setRemoteDescription(RTCSessionDescription(sdp=await r.text(), type="answer"))
+        return self
+
+    async def close(self):
+        await self.pc.close()
+        for t in self.tasks:
+            t.cancel()
+
+
+async def metrics_of(server) -> str:
+    async with server.http.get(server.url + "/metrics") as r:
+        return await r.text()
+
+
+def test_a_session_published_to_another_servers_whip_and_deleted_when_it_ends(parts, speech_wav):  # noqa: F811
+    pcm, rate = read_audio_file(speech_wav)
+    assert rate == 48_000
+    s16 = (np.clip(pcm, -1, 1) * 32767).astype("<i2").tobytes()
+
+    async def scenario():
+        async with Server(parts, token=TOKEN) as b:
+            async with Server(parts, publish_whip=b.url + "/whip?emotion=happy&from={session}",
+                              publish_whip_token=TOKEN) as a:
+                publishing = a.app[PUBLISH]
+                pc, (status, headers, _), _, _ = await publish(a, video=False)  # A's voice comes from /push
+                assert status == 201
+                sid_a = headers["Location"].rsplit("/", 1)[1]
+                await until(lambda: publishing.live == 1 and len(b.sessions) == 1, "A's session is published to B")
+                (sid_b, runner_b), = b.sessions.items()
+                heard = []  # what B's session receives as its voice: A's outbound audio, decoded
+
+                def tap(chunk, _on_audio_in=runner_b.on_audio_in):
+                    heard.append(np.array(chunk, np.float32))
+                    _on_audio_in(chunk)
+                runner_b.on_audio_in = tap
+                viewer = await Viewer().play(b, sid_b)
+                await until(lambda: viewer.video >= 10 and len(viewer.audio) >= 25, "B's viewer receives media")
+                heard.clear()
+                viewer.audio.clear()
+                async with a.http.ws_connect(f"{a.url}/push?session={sid_a}&sample_rate=48000") as ws:
+                    step = 2 * 4800  # 100 ms frames, faster than real time: the push buffer paces them
+                    for i in range(0, len(s16), step):
+                        await ws.send_bytes(s16[i:i + step])
+                    # A's voice delay + B's: the whole utterance and a second of silence have reached B's viewer
+                    wanted = len(pcm) + rate
+                    await until(lambda: sum(map(len, viewer.audio)) >= wanted and sum(map(len, heard)) >= wanted,
+                                "the utterance reaches B's session and its viewer", timeout=120)
+                video_frames = viewer.video
+                before = await metrics_of(a)
+                async with a.http.delete(f"{a.url}/whip/{sid_a}") as r:
+                    ended = r.status
+                await asyncio.wait_for(runner_b.closed.wait(), 30)  # A's publisher DELETEd B's resource
+                after = await metrics_of(a)
+                await viewer.close()
+                await pc.close()
+                return (np.concatenate(heard), np.concatenate(viewer.audio), video_frames, before, after, ended,
+                        dict(publishing.errors), len(b.sessions))
+
+    heard, played, video_frames, before, after, ended, errors, b_left = asyncio.run(scenario())
+    speech_env = envelope(pcm, 48_000)
+    for got in (heard, played):  # B's session input, then its viewer's audio (B's voice delay later)
+        env = envelope(got, 48_000)
+        lag, r = best_lag(env, speech_env, max_lag=50)
+        assert r > 0.8, (lag, r)
+        assert env.max() > 0.05
+    assert video_frames >= 10
+    assert "emolive_whip_publishing 1" in before and "emolive_whip_publish_started_total 1" in before
+    assert "emolive_whip_publishing 0" in after and "emolive_whip_publish_ended_total 1" in after
+    assert ended == 200 and b_left == 0
+    assert errors == {c: 0 for c in whip_publish.CATEGORIES}
+
+
+def test_refused_and_unreachable_publishes_are_counted_and_leave_the_session_alone(parts, monkeypatch):  # noqa: F811
+    monkeypatch.setattr(whip_publish, "BACKOFF_FIRST_S", 0.05)
+
+    async def scenario():
+        out = {}
+        async with Server(parts, token=TOKEN) as b:
+            async with Server(parts, publish_whip=b.url + "/whip") as a:  # no token: 401, not retried
+                publishing = a.app[PUBLISH]
+                pc, (status, headers, _), _, _ = await publish(a, video=False)
+                sid = headers["Location"].rsplit("/", 1)[1]
+                await until(lambda: publishing.errors["unauthorized"] == 1, "the 401 is counted")
+                runner = a.sessions[sid]
+                await more_frames_sent(runner.counters, 10)  # the session goes on
+                out["refused"] = (dict(publishing.errors), dict(publishing.counters), len(b.sessions),
+                                  "whip-publish" in " ".join(t.get_name() for t in runner.tasks))
+                out["metrics"] = await metrics_of(a)
+                await pc.close()
+        async with Server(parts) as closed_port:
+            url = closed_port.url  # a port nothing listens on once this server is gone
+        async with Server(parts, publish_whip=url + "/whip/{session}") as a:
+            publishing = a.app[PUBLISH]
+            pc, (status, headers, _), _, _ = await publish(a, video=False)
+            sid = headers["Location"].rsplit("/", 1)[1]
+            await until(lambda: publishing.errors["unreachable"] >= 3, "unreachable, retried")
+            runner = a.sessions[sid]
+            await more_frames_sent(runner.counters, 10)
+            async with a.http.delete(f"{a.url}/whip/{sid}") as r:  # ends while the publisher waits to retry
+                out["ended"] = r.status
+            out["unreachable"] = (dict(publishing.errors), runner.closed.is_set(), len(a.sessions))
+            await pc.close()
+        return out
+
+    out = asyncio.run(scenario())
+    errors, counters, b_sessions, still_publishing = out["refused"]
+    assert errors["unauthorized"] == 1 and counters == {"attempts": 1, "started": 0, "ended": 0}
+    assert b_sessions == 0 and not still_publishing  # not retried: the publisher is done, the session is not
+    assert 'emolive_whip_publish_errors_total{category="unauthorized"} 1' in out["metrics"]
+    errors, closed, left = out["unreachable"]
+    assert errors["unreachable"] >= 3 and sum(errors.values()) == errors["unreachable"]
+    assert out["ended"] == 200 and closed and left == 0
+
+
+def test_the_policy_the_url_and_the_settings():
+    assert [category_of(s) for s in (401, 403, 404, 400, 415, 429, 503, 500, 502, 408, 200, 302)] == [
+        "unauthorized", "unauthorized", "rejected", "rejected", "rejected", "busy", "busy", "server_error",
+        "server_error", "server_error", "bad_answer", "server_error"]
+    assert [backoff_s(n) for n in range(1, 8)] == [1, 2, 4, 8, 16, 30, 30]
+    assert target_url("https://sfu.example/whip/{session}?k={session}", "abc") == "https://sfu.example/whip/abc?k=abc"
+    assert ServerConfig(publish_whip="http://127.0.0.1:7080/whip/endpoint/{session}").publish_whip
+    for bad in ("ftp://x/whip", "/whip", "http:///whip"):
+        with pytest.raises(ValueError, match="publish_whip"):
+            ServerConfig(publish_whip=bad)
+    args = build_parser().parse_args(["--publish-whip", "https://sfu.example/whip", "--publish-whip-token", "t"])
+    assert (args.publish_whip, args.publish_whip_token) == ("https://sfu.example/whip", "t")
+    assert json.loads(ServerConfig(publish_whip_token="t").model_dump_json())["publish_whip_token"] == "t"
