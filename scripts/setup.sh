@@ -52,3 +52,27 @@ if command -v npm >/dev/null 2>&1; then
 else
   echo "[setup] npm could not be installed: the three.js browser tests will be skipped"
 fi
+
+# Janus and its WHIP frontend simple-whip-server, for the SFU interop test (tests/streaming/test_whip_publish_janus.py,
+# skipped without them). simple-whip-server is unpacked, not installed: its package wants Debian's nodejs, which
+# conflicts with other builds of node; its sources go to build/simple-whip-server/src, its modules from npm.
+if ! command -v janus >/dev/null 2>&1; then
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  echo "[setup] apt install janus"
+  (DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends janus >/dev/null) || \
+    echo "[setup] janus could not be installed: the Janus interop test will be skipped"
+fi
+SWS=build/simple-whip-server
+if command -v npm >/dev/null 2>&1 && [ ! -d "$SWS/node_modules/express" ]; then
+  echo "[setup] simple-whip-server into $SWS"
+  mkdir -p "$SWS/deb"
+  if (cd "$SWS/deb" && apt-get download -qq simple-whip-server >/dev/null 2>&1); then
+    dpkg -x "$SWS"/deb/simple-whip-server_*.deb "$SWS/deb/root"
+    rm -rf "$SWS/src" && cp -r "$SWS/deb/root/usr/share/simple-whip-server/src" "$SWS/src"
+    rm -f "$SWS/src/config.js"  # a link to /etc; the test writes its own
+    npm install --no-save --no-package-lock --no-audit --no-fund --prefix "$SWS" \
+      express@4 cors@2 colors@1.4.0 debug@4 async@3 websocket@1 >/dev/null || true
+  else
+    echo "[setup] simple-whip-server could not be downloaded: the Janus interop test will be skipped"
+  fi
+fi
