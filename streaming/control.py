@@ -13,6 +13,7 @@ import binascii
 import json
 import logging
 import os
+import re
 import threading
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
@@ -66,6 +67,19 @@ def _large_type(text: str) -> str | None:
     for kind in LARGE_MESSAGE_TYPES:
         if f'"{kind}"' in head or f'"{kind}"' in text[-256:]:
             return kind
+    return None
+
+
+_ID = re.compile(r'"id"\s*:\s*(?:"([^"\\]{0,128})"|(-?\d{1,18})\b)')
+
+
+def _peek_id(text: str) -> str | int | None:
+    """The `id` of a message refused unread (too large, over a rate), found without parsing it, so that the
+    client can match the refusal to its request (a photo's page waits on it); None when it is not near an end."""
+    for part in (text[:256], text[-256:]):
+        m = _ID.search(part)
+        if m:
+            return m.group(1) if m.group(1) is not None else int(m.group(2))
     return None
 
 
@@ -205,15 +219,15 @@ class ControlConnection:
         if size > self.config.ws_max_message_bytes:
             if size > image_message_limit(self.config) or _large_type(text) is None:
                 self.send(error_event(ErrorCode.too_large, f"message over {self.config.ws_max_message_bytes} bytes "
-                                      f"(reference_image: {image_message_limit(self.config)})"))
+                                      f"(reference_image: {image_message_limit(self.config)})", _peek_id(text)))
                 return
             if not self.large_bucket.take(now):
                 self.send(error_event(ErrorCode.rate_limited, f"over {LARGE_RATE_PER_S:g} large messages/s; "
-                                      "message ignored"))
+                                      "message ignored", _peek_id(text)))
                 return
         if not self.bucket.take(now):
             self.send(error_event(ErrorCode.rate_limited,
-                                  f"over {self.config.ws_rate_per_s:g} messages/s; message ignored"))
+                                  f"over {self.config.ws_rate_per_s:g} messages/s; message ignored", _peek_id(text)))
             return
         try:
             try:

@@ -99,6 +99,42 @@ def test_hostile_offers_get_json_errors_and_hold_no_session(parts):  # noqa: F81
     assert ok["status"] == 200
 
 
+def test_refusals_unread_name_the_request(parts, monkeypatch):  # noqa: F811
+    """A message refused before it is read (over the large-message rate, or too large) still answers with its
+    `id`, so a client waiting on that id (the page's photo upload) learns what became of it."""
+    import streaming.control
+
+    # a burst of 2 large messages and no token back during the test, however slowly a loaded machine runs it
+    monkeypatch.setattr(streaming.control, "LARGE_RATE_PER_S", 1e-6)
+    big = "A" * 40_000  # over ws_max_message_bytes: a large message
+
+    async def scenario():
+        async with Server(parts) as server:
+            pc, tracks, answer, _ = await connect(server)
+            sid = answer["session_id"]
+            async with server.http.ws_connect(f"{server.url}/ws?session={sid}") as ws:
+                for i in range(4):
+                    await ws.send_str(json.dumps({"type": "reference_image", "id": f"photo-{i}", "image": big}))
+                await ws.send_str(json.dumps({"type": "chat", "id": 7, "text": "A" * 20_000}))
+                answers, errors = {}, 0
+
+                async def collect():  # every refusal, named or not (stats events keep coming meanwhile)
+                    nonlocal errors
+                    while errors < 5:
+                        msg = json.loads((await ws.receive()).data)
+                        if msg["type"] == "error":
+                            errors += 1
+                            answers[msg.get("id")] = msg["code"]
+                await asyncio.wait_for(collect(), 60)
+            await pc.close()
+            return answers
+
+    answers = asyncio.run(scenario())
+    assert set(answers) == {"photo-0", "photo-1", "photo-2", "photo-3", 7}, answers
+    assert answers[7] == "too_large" and answers["photo-2"] == answers["photo-3"] == "rate_limited", answers
+    assert answers["photo-0"] == answers["photo-1"] == "bad_image", answers  # read: zeros are not an image
+
+
 def test_a_flood_of_control_messages_gets_every_answer(parts):  # noqa: F811
     """Over OUTBOX_LIMIT messages at once: every one is answered (reading waits while answers queue; the
     outbox would otherwise drop the oldest)."""
