@@ -18,9 +18,6 @@ from engine.types import FaceState
 
 from .protocol import ErrorCode, ProtocolError
 
-UPSCALE_WARNING = 3.0  # as engine/avatar/create.py warns: a small face enlarged more looks soft
-
-
 @dataclass
 class NewAvatar:
     renderer: Any
@@ -31,16 +28,11 @@ class NewAvatar:
 def describe(avatar) -> dict[str, Any]:
     """The avatar as a session's `state` reports it: its source, the faces found in the photo and the
     warnings `emolive avatar create` would log for it."""
+    from engine.avatar.create import creation_warnings
+
     meta = avatar.meta
-    faces, upscale = int(meta.get("faces_found", 1)), float(meta.get("upscale", 1.0))
-    notes = []
-    if faces > 1:
-        notes.append(f"{faces} faces found; using the largest")
-    if upscale > UPSCALE_WARNING:
-        notes.append(f"the face is small in the photo ({meta.get('source_face_width_px', 0):.0f} px wide): the "
-                     f"avatar is upscaled {upscale:.1f}x and will look soft")
-    return {"source": str(meta.get("source", "photo")), "faces_found": faces, "size": list(avatar.size),
-            "warnings": notes}
+    return {"source": str(meta.get("source", "photo")), "faces_found": int(meta.get("faces_found", 1)),
+            "size": list(avatar.size), "warnings": creation_warnings(meta)}
 
 
 def build_avatar(renderer_factory: Callable[[Any], Any], photo: bytes, name: str, size: int) -> NewAvatar:

@@ -82,10 +82,26 @@ def avatar_from_image(rgb: np.ndarray, size: int = 512, source: str = "image") -
         # The photo's own expression (rest.py): renderers subtract it so emotions start from neutral.
         META_KEY: to_meta(measure_rest(lm)),
     }
-    if meta["upscale"] > 3.0:
-        log.warning("the face is small in the photo (%.0f px wide): the avatar is upscaled %.1fx and will look soft",
-                    face_px, meta["upscale"])
+    for note in creation_warnings(meta, faces=False):  # several faces: detect_face has said so
+        log.warning(note)
     return Avatar(image=aligned, landmarks=lm, pose=pose, mesh=mesh, masks=masks, meta=meta)
+
+
+UPSCALE_WARNING = 3.0  # a face enlarged more than this looks soft
+
+
+def creation_warnings(meta: dict, faces: bool = True) -> list[str]:
+    """What is worth telling about an avatar made from a photo: several faces (the largest was used), a small
+    face enlarged a lot. `meta`: the avatar's meta as avatar_from_image writes it."""
+    notes = []
+    found = int(meta.get("faces_found", 1))
+    if faces and found > 1:
+        notes.append(f"{found} faces found; using the largest")
+    upscale = float(meta.get("upscale", 1.0))
+    if upscale > UPSCALE_WARNING:
+        notes.append(f"the face is small in the photo ({meta.get('source_face_width_px', 0):.0f} px wide): the "
+                     f"avatar is upscaled {upscale:.1f}x and will look soft")
+    return notes
 
 
 def create_avatar(photo: str | Path, size: int = 512) -> Avatar:
