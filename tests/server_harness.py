@@ -69,16 +69,74 @@ async def connect(server, audio_path=None, headers=None):
     return pc, tracks, answer, player
 
 
+async def until(predicate, what: str, timeout: float = 60.0) -> None:
+    """Wait for a condition on state the server or a client keeps (a counter, frames received) that has no
+    event of its own: checked every 20 ms; a loaded machine only makes it slower, and the timeout only turns
+    a hang into a failure."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        if loop.time() > deadline:
+            raise AssertionError(f"not within {timeout:.0f} s: {what}")
+        await asyncio.sleep(0.02)
+
+
 async def more_frames_sent(counters, n: int = 1, timeout: float = 60.0) -> int:
     """Wait until the server has sent n more video frames than it had now (the media goes on), however
-    slowly a loaded machine sends them; the count then. The timeout only turns a hang into a failure."""
-    loop = asyncio.get_running_loop()
-    target, deadline = counters["frames_sent"] + n, loop.time() + timeout
-    while counters["frames_sent"] < target:
-        if loop.time() > deadline:
-            raise AssertionError(f"no video frames sent for {timeout:.0f} s: {counters}")
-        await asyncio.sleep(0.02)
+    slowly a loaded machine sends them; the count then."""
+    target = counters["frames_sent"] + n
+    await until(lambda: counters["frames_sent"] >= target, f"{n} more video frames sent: {counters}", timeout)
     return counters["frames_sent"]
+
+
+class WhepViewer:
+    """A WHEP client: receive-only audio and video, counting what arrives (`frames`, `progress` set at every
+    frame), the loudest audio sample, and, with `keep_audio`, the audio as mono float frames."""
+
+    def __init__(self, keep_audio: bool = False):
+        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        self.frames = {"audio": 0, "video": 0}
+        self.loudest = 0.0
+        self.audio: list[np.ndarray] = []
+        self.keep_audio = keep_audio
+        self.tasks = []
+        self.progress = asyncio.Event()
+        self.pc.on("track", lambda t: self.tasks.append(asyncio.ensure_future(self._read(t))))
+
+    async def _read(self, track):
+        from aiortc.mediastreams import MediaStreamError
+
+        while True:
+            try:
+                frame = await track.recv()
+            except MediaStreamError:
+                return
+            self.frames[track.kind] += 1
+            self.progress.set()
+            if track.kind == "audio":
+                pcm = frame.to_ndarray()
+                self.loudest = max(self.loudest, float(np.abs(pcm).max()) / 32768)
+                if self.keep_audio:
+                    chans = len(frame.layout.channels)
+                    self.audio.append(pcm.reshape(-1, chans).mean(axis=1).astype(np.float32) / 32768)
+
+    async def play(self, server, sid, headers=None):
+        """POST a receive-only offer to /whep/SID; `status` and `location` say how it was answered."""
+        self.pc.addTransceiver("audio", direction="recvonly")
+        self.pc.addTransceiver("video", direction="recvonly")
+        await self.pc.setLocalDescription(await self.pc.createOffer())
+        async with server.http.post(f"{server.url}/whep/{sid}", data=self.pc.localDescription.sdp,
+                                    headers={**SDP, **(headers or {})}) as r:
+            self.answer = await r.text()
+            self.status, self.location = r.status, r.headers.get("Location")
+        if self.status == 201:
+            await self.pc.setRemoteDescription(RTCSessionDescription(sdp=self.answer, type="answer"))
+        return self
+
+    async def close(self):
+        await self.pc.close()
+        for t in self.tasks:
+            t.cancel()
 
 
 

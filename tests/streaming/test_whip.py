@@ -2,55 +2,13 @@
 /whip, two viewers play the avatar from /whep, rendered once; DELETE, PATCH, OPTIONS and the refusals."""
 import asyncio
 
-import numpy as np
 import pytest
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
-from aiortc.mediastreams import MediaStreamError
+from aiortc import RTCConfiguration, RTCPeerConnection
 
-from server_harness import SDP, Server, publish
+from server_harness import SDP, Server, WhepViewer, publish
 from streaming import whip
 
 pytestmark = pytest.mark.timeout(180)
-
-
-class Viewer:
-    """A WHEP client: receive-only audio and video, counting what arrives."""
-
-    def __init__(self):
-        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-        self.frames = {"audio": 0, "video": 0}
-        self.loudest = 0.0
-        self.tasks = []
-        self.progress = asyncio.Event()  # set at every frame received
-        self.pc.on("track", lambda t: self.tasks.append(asyncio.ensure_future(self._read(t))))
-
-    async def _read(self, track):
-        while True:
-            try:
-                frame = await track.recv()
-            except MediaStreamError:
-                return
-            self.frames[track.kind] += 1
-            self.progress.set()
-            if track.kind == "audio":
-                self.loudest = max(self.loudest, float(np.abs(frame.to_ndarray()).max()) / 32768)
-
-    async def play(self, server, sid, headers=None):
-        self.pc.addTransceiver("audio", direction="recvonly")
-        self.pc.addTransceiver("video", direction="recvonly")
-        await self.pc.setLocalDescription(await self.pc.createOffer())
-        async with server.http.post(f"{server.url}/whep/{sid}", data=self.pc.localDescription.sdp,
-                                    headers={**SDP, **(headers or {})}) as r:
-            text = await r.text()
-            self.status, self.location = r.status, r.headers.get("Location")
-        if self.status == 201:
-            await self.pc.setRemoteDescription(RTCSessionDescription(sdp=text, type="answer"))
-        return self
-
-    async def close(self):
-        await self.pc.close()
-        for t in self.tasks:
-            t.cancel()
 
 
 async def until(predicate, what: str, viewers, timeout: float = 60.0):
@@ -84,7 +42,7 @@ def test_whip_voice_in_and_two_whep_viewers_of_one_render(parts, speech_wav):  #
             video = answer.split("m=video", 1)[1]
             assert "a=inactive" in video  # the publisher's video is accepted and not wanted
 
-            viewers = [await Viewer().play(server, sid), await Viewer().play(server, sid)]
+            viewers = [await WhepViewer().play(server, sid), await WhepViewer().play(server, sid)]
             assert [v.status for v in viewers] == [201, 201]
             assert all(v.location.startswith(f"/whep/{sid}/") for v in viewers)
             assert viewers[0].location != viewers[1].location
@@ -194,7 +152,7 @@ def test_whip_and_whep_through_the_front():
             assert any(f"</whep/{sid}>" in link for link in links)
             async with front.http.post(front.url + "/whip", data="v=0", headers=SDP) as r:
                 unauthorised = r.status
-            viewer = await Viewer().play(front, sid, headers=AUTH)
+            viewer = await WhepViewer().play(front, sid, headers=AUTH)
             assert viewer.status == 201 and viewer.location.startswith(f"/whep/{sid}/")
             await until(lambda: viewer.frames["video"] >= 10, "the viewer receives the avatar through the front", [viewer])
             async with front.http.delete(front.url + viewer.location, headers=AUTH) as r:
@@ -215,7 +173,7 @@ def test_whep_viewers_draw_on_the_clients_session_budget(parts, speech_wav):  # 
         async with Server(parts, client_session_rate_per_s=1e-6, client_session_burst=3) as server:
             pc, (status, headers, _), _, _ = await publish(server, speech_wav)
             sid = headers["Location"].rsplit("/", 1)[1]
-            viewers = [await Viewer().play(server, sid) for _ in range(3)]
+            viewers = [await WhepViewer().play(server, sid) for _ in range(3)]
             statuses = [v.status for v in viewers]
             for v in viewers:
                 await v.close()

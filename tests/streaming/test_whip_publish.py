@@ -7,11 +7,9 @@ import json
 
 import numpy as np
 import pytest
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
-from aiortc.mediastreams import MediaStreamError
 
 from engine.audio.io import read_audio_file
-from server_harness import SDP, Server, best_lag, envelope, more_frames_sent, publish
+from server_harness import Server, WhepViewer, best_lag, envelope, more_frames_sent, publish, until
 from streaming import whip_publish
 from streaming.config import ServerConfig
 from streaming.server import build_parser
@@ -19,54 +17,6 @@ from streaming.whip_publish import PUBLISH, backoff_s, category_of, target_url
 
 pytestmark = pytest.mark.timeout(240)
 TOKEN = "b-token"
-
-
-async def until(predicate, what: str, timeout: float = 60.0) -> None:
-    """Wait for a condition (a loaded machine only makes it slower); the timeout turns a hang into a failure."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        if loop.time() > deadline:
-            raise AssertionError(f"not within {timeout:.0f} s: {what}")
-        await asyncio.sleep(0.02)
-
-
-class Viewer:
-    """A WHEP client of B: receive-only, keeping the audio it hears and counting video frames."""
-
-    def __init__(self):
-        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-        self.video = 0
-        self.audio: list[np.ndarray] = []
-        self.tasks = []
-        self.pc.on("track", lambda t: self.tasks.append(asyncio.ensure_future(self._read(t))))
-
-    async def _read(self, track):
-        while True:
-            try:
-                frame = await track.recv()
-            except MediaStreamError:
-                return
-            if track.kind == "video":
-                self.video += 1
-            else:
-                chans = len(frame.layout.channels)
-                self.audio.append(frame.to_ndarray().reshape(-1, chans).mean(axis=1).astype(np.float32) / 32768)
-
-    async def play(self, server, sid):
-        self.pc.addTransceiver("audio", direction="recvonly")
-        self.pc.addTransceiver("video", direction="recvonly")
-        await self.pc.setLocalDescription(await self.pc.createOffer())
-        async with server.http.post(f"{server.url}/whep/{sid}", data=self.pc.localDescription.sdp,
-                                    headers={**SDP, "Authorization": f"Bearer {TOKEN}"}) as r:
-            assert r.status == 201, await r.text()
-            await self.pc.setRemoteDescription(RTCSessionDescription(sdp=await r.text(), type="answer"))
-        return self
-
-    async def close(self):
-        await self.pc.close()
-        for t in self.tasks:
-            t.cancel()
 
 
 async def metrics_of(server) -> str:
@@ -95,8 +45,10 @@ def test_a_session_published_to_another_servers_whip_and_deleted_when_it_ends(pa
                     heard.append(np.array(chunk, np.float32))
                     _on_audio_in(chunk)
                 runner_b.on_audio_in = tap
-                viewer = await Viewer().play(b, sid_b)
-                await until(lambda: viewer.video >= 10 and len(viewer.audio) >= 25, "B's viewer receives media")
+                viewer = await WhepViewer(keep_audio=True).play(b, sid_b, {"Authorization": f"Bearer {TOKEN}"})
+                assert viewer.status == 201, viewer.answer
+                await until(lambda: viewer.frames["video"] >= 10 and len(viewer.audio) >= 25,
+                            "B's viewer receives media")
                 heard.clear()
                 viewer.audio.clear()
                 async with a.http.ws_connect(f"{a.url}/push?session={sid_a}&sample_rate=48000") as ws:
@@ -107,7 +59,7 @@ def test_a_session_published_to_another_servers_whip_and_deleted_when_it_ends(pa
                     wanted = len(pcm) + rate
                     await until(lambda: sum(map(len, viewer.audio)) >= wanted and sum(map(len, heard)) >= wanted,
                                 "the utterance reaches B's session and its viewer", timeout=120)
-                video_frames = viewer.video
+                video_frames = viewer.frames["video"]
                 before = await metrics_of(a)
                 async with a.http.delete(f"{a.url}/whip/{sid_a}") as r:
                     ended = r.status

@@ -13,21 +13,12 @@ from aiortc.mediastreams import MediaStreamError
 from engine.audio.io import read_audio_file
 from engine.face_geometry import LIPS_OUTER, pixel_box
 from janus_harness import JanusSubscriber, JanusWhip, missing
-from server_harness import Server, best_lag, envelope, publish
+from server_harness import Server, best_lag, envelope, publish, until
 from streaming import whip_publish
 from streaming.whip_publish import PUBLISH
 
 pytestmark = pytest.mark.timeout(300)
 TOKEN = "sfu-token"
-
-
-async def until(predicate, what: str, timeout: float = 60.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        if loop.time() > deadline:
-            raise AssertionError(f"not within {timeout:.0f} s: {what}")
-        await asyncio.sleep(0.02)
 
 
 class Received:
@@ -88,7 +79,7 @@ def test_published_into_janus_videoroom_through_simple_whip_server(parts, speech
                 feeds = await sub.publishers()
                 assert len(feeds) == 1, feeds
                 await sub.subscribe(feeds[0]["id"])
-                await asyncio.wait_for(until(lambda: len(sub.tracks) == 2, "janus's tracks"), 60)
+                await until(lambda: len(sub.tracks) == 2, "janus's tracks")
                 received = Received(box)
                 readers = [asyncio.ensure_future(received.read(t)) for t in sub.tracks.values()]
                 await until(lambda: len(received.video) >= 50, "2 s of the silent avatar through janus")
