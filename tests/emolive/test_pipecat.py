@@ -183,7 +183,10 @@ def test_speech_emotion_and_interruption(engine, grid_speech, landmarker):
     rest = [blendshape(landmarker, f, "jawOpen") for f in images(after, False)[-3:]]
     # Which idle frames these are depends on the wall-clock pacing of idle life; over the happy pose one of
     # them may open the jaw a little, so the rest is judged by the middle one.
-    assert np.median(rest) < talking, (rest, talking)
+    # Compared with the open half of the speech: the lips close on m, b and p, so half the speech frames read
+    # as shut as a rest (median 0.02-0.03), while the happy pose holds the silent jaw a little open (up to 0.06).
+    opened = np.percentile(jaw[speech_mask], 75)
+    assert np.median(rest) < opened, (rest, opened)
     # The emotion frame took effect: the target is happy at 0.8, and the face smiles more than before.
     target = service.emotion["target"]
     assert target["mixture"] == {"happy": 1.0} and target["intensity"] == pytest.approx(0.8)
