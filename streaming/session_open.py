@@ -47,7 +47,8 @@ async def open_session(request: web.Request, sdp: str, *, avatar: str | None = N
     if (limited := over_session_budget(app[BUDGET], request)) is not None:
         app[COUNTERS]["rejected_rate"] += 1
         return limited
-    sid = secrets.token_urlsafe(18)
+    # Hex, not urlsafe base64: an id that begins with '-' reads as an option on a command line (`ctl --session`).
+    sid = secrets.token_hex(16)
     cleanups = []  # run when the session closes, whatever closes it
     input_attached: list[bool] = []  # the server-side input was attached (on the first "connected")
 

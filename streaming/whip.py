@@ -255,7 +255,7 @@ async def whep_post(request: web.Request) -> web.Response:
     runner = entry.runner
     pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
     viewer = Viewer(pc, entry.hub.viewer())
-    vid = secrets.token_urlsafe(12)
+    vid = secrets.token_hex(12)
     entry.viewers[vid] = viewer
     try:
         await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))

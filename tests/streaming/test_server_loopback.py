@@ -5,6 +5,7 @@ the real one lands; renderer and emotion controller are the real ones.
 """
 import asyncio
 import json
+import re
 
 import numpy as np
 import pytest
@@ -18,7 +19,9 @@ def test_speech_in_video_and_voice_out(parts, speech_wav):
     async def scenario():
         async with Server(parts) as server:
             pc, tracks, answer, player = await connect(server, speech_wav)
-            assert answer["status"] == 200 and len(answer["session_id"]) >= 22
+            assert answer["status"] == 200
+            # 128 bits of hex: never a leading '-', which `emolive ctl --session ID` would read as an option.
+            assert re.fullmatch(r"[0-9a-f]{32}", answer["session_id"]), answer["session_id"]
             runner = server.sessions[answer["session_id"]]
             async with server.http.ws_connect(f"{server.url}/ws?session={answer['session_id']}") as ws:
                 await ws.send_json({"type": "subscribe", "stream": "face_state"})
