@@ -56,7 +56,7 @@ def _cmd_render(args) -> int:
         print(f"prompt read as {mix} at intensity {t.intensity:.2f} (confidence {t.confidence:.2f}): {t.reason}")
     n = render_to_mp4(out=args.out, avatar=args.avatar, expressions=args.expressions, audio=args.audio,
                       fps=args.fps, emotion=args.emotion, prompt=args.prompt, size=args.size,
-                      neural_mouth=args.neural_mouth)
+                      neural_mouth=args.neural_mouth, renderer=args.renderer, device=args.device)
     print(f"wrote {args.out} ({n} frames)")
     return 0
 
@@ -113,13 +113,17 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--size", type=_positive_int(128, 2048), default=512, help="frame size when --avatar is a photo")
     r.add_argument("--neural-mouth", action=argparse.BooleanOptionalAction, default=False,
                    help="redraw the lower face with the neural mouth (meshwarp; default: off)")
+    r.add_argument("--renderer", choices=("meshwarp", "diffusion", "nerf"), default="meshwarp",
+                   help="meshwarp (default), or a trained renderer whose bundle is --avatar DIR")
+    r.add_argument("--device", choices=("cpu", "cuda"), default=None,
+                   help="device of a trained renderer (default: a CUDA GPU if there is one, else the CPU)")
     emo = r.add_mutually_exclusive_group()
     emo.add_argument("--emotion", help="NAME[:INTENSITY], a mixture 'happy:0.7,surprised:0.3', or a timeline JSON file")
     emo.add_argument("--prompt", help='emotion as text, e.g. "very happy with a little surprised"')
     r.set_defaults(func=_cmd_render)
 
-    t = av.add_parser("train", help="train a neural renderer on talking videos of one person (--backend diffusion)",
-                      add_help=False)
+    t = av.add_parser("train", add_help=False,
+                      help="train a neural renderer on talking videos of one person (--backend diffusion|nerf)")
     t.set_defaults(func=None)
 
     d = sub.add_parser("demo", help="render the default avatar speaking a synthesised sentence to an mp4")
@@ -208,16 +212,19 @@ def _passthrough(command: str, argv: list[str]) -> int:
 
 
 def _avatar_train(argv: list[str]) -> int:
-    """`emolive avatar train VIDEO... --backend diffusion --out DIR`: the backend's trainer parses the rest."""
+    """`emolive avatar train VIDEO... --backend diffusion|nerf --out DIR`: the backend's trainer parses the rest."""
     pre = argparse.ArgumentParser(prog="emolive avatar train", add_help=False)
     pre.add_argument("--backend", default="diffusion")
     known, rest = pre.parse_known_args(argv)
-    if known.backend != "diffusion":
-        print(f"emolive: error: unknown --backend {known.backend!r}: 'diffusion' is the trainable one "
+    if known.backend not in ("diffusion", "nerf"):
+        print(f"emolive: error: unknown --backend {known.backend!r}: 'diffusion' and 'nerf' are the trainable ones "
               "(meshwarp needs no training: use `emolive avatar create PHOTO`)", file=sys.stderr)
         return EXIT_BAD_INPUT
     try:
-        from engine.diffusion.train import main as train_main
+        if known.backend == "nerf":
+            from engine.nerf.train import main as train_main
+        else:
+            from engine.diffusion.train import main as train_main
     except ImportError as e:  # torch is needed for training
         print(f"emolive: error: `emolive avatar train` is not available: {e}", file=sys.stderr)
         return EXIT_INTERNAL

@@ -24,11 +24,39 @@ def _check_out(out: str | Path) -> Path:
     return p
 
 
+TRAINED = ("diffusion", "nerf")  # renderers drawn from a trained bundle directory (`emolive avatar train`)
+
+
+def offline_device() -> str:
+    """A trained renderer's device for offline jobs: a CUDA GPU when there is one, else the CPU (slow, but it
+    renders; the live engine would fall back to meshwarp instead)."""
+    try:
+        import torch
+    except ImportError:
+        return "cpu"
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def renderer_avatar(renderer: str, avatar, size: int):
+    """What `create(renderer, ...)` is given: a trained renderer's bundle directory as is, else a loaded avatar."""
+    if renderer in TRAINED:
+        from .renderers import RendererError
+
+        if avatar is None:
+            raise RendererError(f"--renderer {renderer} needs --avatar DIR, a bundle made by "
+                                f"`emolive avatar train --backend {renderer}`")
+        return str(avatar)
+    return load_avatar(avatar, size=size)
+
+
 def write_states(out: str | Path, avatar, states: Iterable[FaceState], fps: float,
                  audio: np.ndarray | None = None, audio_rate: int | None = None, renderer: str = "meshwarp",
-                 neural_mouth: bool = False) -> int:
+                 neural_mouth: bool = False, device: str | None = None) -> int:
     """Render face states to an mp4; audio, when given, starts at t = 0 like frame 0."""
-    r = create(renderer, avatar, **switch_options(renderer, neural_mouth=neural_mouth))
+    options = switch_options(renderer, neural_mouth=neural_mouth)
+    if renderer in TRAINED:
+        options["device"] = device or offline_device()
+    r = create(renderer, avatar, **options)
     n = 0
     try:
         with Mp4Writer(out, fps, r.size, audio_rate=audio_rate if audio is not None else None) as w:
@@ -43,19 +71,21 @@ def write_states(out: str | Path, avatar, states: Iterable[FaceState], fps: floa
 
 
 def render_to_mp4(out, avatar=None, expressions=None, audio=None, fps=None, emotion=None, prompt=None,
-                  size: int = 512, neural_mouth: bool = False) -> int:
+                  size: int = 512, neural_mouth: bool = False, renderer: str = "meshwarp",
+                  device: str | None = None) -> int:
     out = _check_out(out)
     if expressions is not None:
         if emotion or prompt:
             from .io.timeline import TimelineError
             raise TimelineError("--emotion/--prompt apply to --audio renders; put emotion into the expressions file")
         file_fps, states = load_expressions(expressions)
-        av = load_avatar(avatar, size=size)
-        return write_states(out, av, states, fps or file_fps, neural_mouth=neural_mouth)
+        av = renderer_avatar(renderer, avatar, size)
+        return write_states(out, av, states, fps or file_fps, neural_mouth=neural_mouth, renderer=renderer,
+                            device=device)
     from .speech_render import render_speech
 
     return render_speech(out, audio, avatar=avatar, fps=fps or 25, emotion=emotion, prompt=prompt, size=size,
-                         neural_mouth=neural_mouth)
+                         neural_mouth=neural_mouth, renderer=renderer, device=device)
 
 
 DEMO_TEXT = ("Hello! I am the emolive default avatar. I follow your voice, "

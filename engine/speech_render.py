@@ -11,11 +11,10 @@ import json
 from pathlib import Path
 
 from .audio import AudioToExpression, read_audio_file
-from .avatar import load_avatar
 from .emotion import EmotionController, EmotionError, parse_spec
 from .emotion.idle import IdleLife
 from .io.timeline import TimelineError
-from .offline import write_states
+from .offline import renderer_avatar, write_states
 
 CHUNK_MS = 20.0
 
@@ -89,9 +88,9 @@ def speech_states(samples, rate: int, fps: float = 25.0, emotion: str | None = N
 
 
 def render_speech(out, audio, avatar=None, fps: float = 25.0, emotion=None, prompt=None, size: int = 512,
-                  neural_mouth: bool = False) -> int:
+                  neural_mouth: bool = False, renderer: str = "meshwarp", device: str | None = None) -> int:
     samples, rate = read_audio_file(audio)
     # Computed before the (slower) avatar build, so bad emotion options fail first.
     states = list(speech_states(samples, rate, fps=fps, emotion=emotion, prompt=prompt))
-    return write_states(out, load_avatar(avatar, size=size), states, fps, audio=samples, audio_rate=rate,
-                        neural_mouth=neural_mouth)
+    return write_states(out, renderer_avatar(renderer, avatar, size), states, fps, audio=samples, audio_rate=rate,
+                        neural_mouth=neural_mouth, renderer=renderer, device=device)

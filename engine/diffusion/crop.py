@@ -47,11 +47,12 @@ def feather_mask(side: int) -> np.ndarray:
     return np.minimum(r[:, None], r[None, :])
 
 
-def face_box(landmarks: np.ndarray, frame_size: tuple[int, int], res: int) -> CropBox:
-    """The square box around the face oval of avatar-frame landmarks, kept inside the frame."""
+def face_box(landmarks: np.ndarray, frame_size: tuple[int, int], res: int, margin: float = FACE_MARGIN) -> CropBox:
+    """The square box around the face oval of avatar-frame landmarks (side: `margin` x its extent), kept inside
+    the frame."""
     p = np.asarray(landmarks)[list(FACE_OVAL), :2]
     lo, hi = p.min(0), p.max(0)
-    side = int(round(FACE_MARGIN * float((hi - lo).max())))
+    side = int(round(margin * float((hi - lo).max())))
     side = min(side, frame_size[0], frame_size[1])
     c = (lo + hi) / 2
     x0 = int(np.clip(round(c[0] - side / 2), 0, frame_size[1] - side))

@@ -2,5 +2,6 @@
 from .base import Renderer, RendererError, available, create, register, switch_options
 from . import meshwarp  # noqa: F401  (registers "meshwarp")
 from . import diffusion  # noqa: F401  (registers "diffusion")
+from . import nerf  # noqa: F401  (registers "nerf")
 
 __all__ = ["Renderer", "RendererError", "available", "create", "register", "switch_options"]

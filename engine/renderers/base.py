@@ -53,5 +53,5 @@ def create(name: str, avatar, **options) -> Renderer:
 
 def switch_options(name: str, neural_mouth: bool = False) -> dict:
     """The options the command line and the server config set, for the renderer `name`: only those it takes
-    (an unknown keyword is an error in a renderer's factory). diffusion takes it for its meshwarp fallback."""
-    return {"neural_mouth": neural_mouth} if name in ("meshwarp", "diffusion") else {}
+    (an unknown keyword is an error in a renderer's factory). diffusion and nerf take it for their meshwarp fallback."""
+    return {"neural_mouth": neural_mouth} if name in ("meshwarp", "diffusion", "nerf") else {}

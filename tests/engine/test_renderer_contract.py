@@ -19,6 +19,14 @@ def tiny_diffusion_bundle(shared, tmp_path_factory):
     return out
 
 
+@pytest.fixture(scope="session")
+def untrained_nerf(default_avatar, tmp_path_factory):
+    """A NeRF bundle with an untrained field (the contract, not the quality, is tested here)."""
+    from nerf_bundles import untrained_nerf_bundle
+
+    return untrained_nerf_bundle(default_avatar, tmp_path_factory.mktemp("nerf") / "bundle")
+
+
 # Every registered renderer as it comes, and meshwarp with the neural mouth too.
 CASES = [pytest.param((name, {}), id=name) for name in renderers.available()] + [
     pytest.param(("meshwarp", {"neural_mouth": True}), id="meshwarp-neural-mouth")]
@@ -29,6 +37,8 @@ def renderer(request, default_avatar):
     name, options = request.param
     if name == "diffusion":  # needs a trained bundle; CPU asked for explicitly
         options = {"bundle": request.getfixturevalue("tiny_diffusion_bundle"), "device": "cpu"}
+    if name == "nerf":  # the CPU kernel, asked for explicitly
+        options = {"bundle": request.getfixturevalue("untrained_nerf"), "device": "cpu"}
     r = renderers.create(name, default_avatar, **options)
     assert r.name == name
     if name == "meshwarp":  # off unless turned on, and drawing on the default avatar when on
