@@ -122,7 +122,7 @@ def renderer_factory_for(name: str = "meshwarp", cache_size: int = 8,
     def make(avatar):
         if isinstance(avatar, Avatar):  # built from an uploaded photo (streaming/avatar_swap.py): not cached
             return create(name, avatar, **options)
-        if avatar is not None and (Path(avatar) / "diffusion.json").is_file():
+        if avatar is not None and any((Path(avatar) / f).is_file() for f in ("diffusion.json", "nerf.json")):
             return create(name, avatar, **options)  # a trained renderer's bundle carries its own avatar
         return create(name, cached(avatar, size), **options)
 

@@ -96,3 +96,24 @@ def test_render_audio_mouth_follows_real_speech(shared, grid_speech, tmp_path, c
     with av.open(str(tmp_path / "s.mp4")) as c:
         a = c.streams.audio[0]
         assert abs(float(a.duration * a.time_base) - 3.0) < 0.1
+
+
+def test_render_with_a_nerf_bundle_on_the_cpu(default_avatar, tmp_path, capsys):
+    from nerf_bundles import untrained_nerf_bundle
+
+    b = untrained_nerf_bundle(default_avatar, tmp_path / "nerf")
+    doc = {"fps": 25, "frames": [{}, {"jawOpen": 0.9, "headYaw": 8}]}
+    (tmp_path / "e.json").write_text(json.dumps(doc))
+    code, err = _run(capsys, "render", "--renderer", "nerf", "--device", "cpu", "--avatar", str(b),
+                     "--expressions", str(tmp_path / "e.json"), "--out", str(tmp_path / "o.mp4"))
+    assert code == 0, err
+    frames = _frames(tmp_path / "o.mp4")
+    assert len(frames) == 2 and frames[0].shape == (*default_avatar.size, 3)
+    # The head box is the field's drawing: it changes with the state (an untrained field, but state-dependent).
+    assert np.abs(frames[1].astype(int) - frames[0].astype(int)).mean() > 0.5
+    # No bundle, or a folder that is not one: one line, exit 2, nothing written.
+    for extra, expect in (([], "needs --avatar DIR"), (["--avatar", str(tmp_path)], "not a NeRF bundle")):
+        code, err = _run(capsys, "render", "--renderer", "nerf", "--expressions", str(tmp_path / "e.json"),
+                         "--out", str(tmp_path / "x.mp4"), *extra)
+        assert code == 2 and expect in err and len(err.strip().splitlines()) == 1, err
+        assert not (tmp_path / "x.mp4").exists()
