@@ -191,6 +191,44 @@ def best_lag(a, b, max_lag):
     return best
 
 
+def aligned_r(got, sent, max_lag: int = 50, band: int = 5, skew: float = 1.0) -> float:
+    """Correlation of two envelopes after a dynamic time warping that may shift any frame of `got` by up to
+    `band` frames around their best common lag, keeping their order, each frame of shift costing `skew` (in
+    squared standard deviations); -1 when the warped path misses a tenth of the sent frames that carry speech.
+
+    A loaded machine may deliver a voice late in places: the output clock never waits, so a late packet
+    leaves a gap and the rest of the utterance shifts. This compares what arrived, in order, with what was
+    sent, and tolerates those shifts; another utterance, silence or noise still score low."""
+    lag, _ = best_lag(got, sent, max_lag)
+    a = np.asarray(got, np.float64)
+    b = np.asarray(sent, np.float64)
+    za, zb = (a - a.mean()) / (a.std() or 1.0), (b - b.mean()) / (b.std() or 1.0)
+    n, m = len(za), len(zb)
+    cost = np.full((n + 1, m + 1), np.inf)
+    cost[0, :] = 0.0  # either signal may begin with frames the other lacks (silence of other lengths)
+    cost[:, 0] = 0.0
+    for i in range(1, n + 1):  # got[i - 1] against sent[j - 1], with j - 1 near i - 1 - lag
+        for j in range(max(1, i - lag - band), min(m, i - lag + band) + 1):
+            d = (za[i - 1] - zb[j - 1]) ** 2
+            cost[i, j] = d + min(cost[i - 1, j - 1], cost[i - 1, j] + skew, cost[i, j - 1] + skew)
+    ends = [(n, j) for j in range(1, m + 1)] + [(i, m) for i in range(1, n + 1)]
+    i, j = min(ends, key=lambda e: cost[e])
+    if not np.isfinite(cost[i, j]):
+        return -1.0
+    pairs = []
+    while i > 0 and j > 0:
+        pairs.append((i - 1, j - 1))
+        steps = {(i - 1, j - 1): cost[i - 1, j - 1], (i - 1, j): cost[i - 1, j] + skew,
+                 (i, j - 1): cost[i, j - 1] + skew}
+        i, j = min(steps, key=steps.get)
+    covered = {q for _, q in pairs}
+    speech = np.flatnonzero(b > 0.1 * b.max())
+    if np.mean([q in covered for q in speech]) < 0.9:
+        return -1.0
+    x = a[[p for p, _ in pairs]]
+    y = b[[q for _, q in pairs]]
+    return float(np.corrcoef(x, y)[0, 1]) if x.std() > 0 and y.std() > 0 else -1.0
+
 
 class ThreadedServer:
     """The server on its own event loop thread, so that selenium's blocking calls can run here."""

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from engine.audio.io import read_audio_file
-from server_harness import Server, WhepViewer, best_lag, envelope, more_frames_sent, publish, until
+from server_harness import Server, WhepViewer, aligned_r, best_lag, envelope, more_frames_sent, publish, until
 from streaming import whip_publish
 from streaming.config import ServerConfig
 from streaming.server import build_parser
@@ -74,8 +74,10 @@ def test_a_session_published_to_another_servers_whip_and_deleted_when_it_ends(pa
     speech_env = envelope(pcm, 48_000)
     for got in (heard, played):  # B's session input, then its viewer's audio (B's voice delay later)
         env = envelope(got, 48_000)
-        lag, r = best_lag(env, speech_env, max_lag=50)
-        assert r > 0.8, (lag, r)
+        # In order, with the gaps a loaded machine leaves (measured 0.90-0.98 under load; noise and shuffled
+        # envelopes score below 0.65); the plain best-lag correlation fell to 0.56 under load.
+        r = aligned_r(env, speech_env)
+        assert r > 0.8, (r, best_lag(env, speech_env, max_lag=50))
         assert env.max() > 0.05
     assert video_frames >= 10
     assert "emolive_whip_publishing 1" in before and "emolive_whip_publish_started_total 1" in before
