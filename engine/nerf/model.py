@@ -1,6 +1,6 @@
 """The field: hash-encoded position + a learned code of the face state -> density and colour.
 
-    e      = expr(coeffs[52], gaze[2] / 30)                 (52+2 -> 32 -> expr_dim, ReLU)
+    e      = expr(z)    z: coeffs[52], gaze[2] / 30 standardised (52+2 -> 32 -> expr_dim, ReLU)
     raw    = density_mlp([hash(q), e])                       (-> hidden -> 1 + geo_features, ReLU)
     sigma  = exp(min(raw[0], 15))                            (instant-NGP's truncated exponential)
     rgb    = sigmoid(colour_mlp([raw[1:], e]))               (-> hidden -> 3, ReLU)
@@ -17,7 +17,7 @@ import torch
 
 from .config import NerfConfig
 from .hashgrid import HashGrid
-from .weights import STATE_DIM, frame_weights
+from .weights import STATE_DIM, STATE_STD_FLOOR, STATE_Z_MAX, frame_weights
 
 SIGMA_MAX_LOG = 15.0
 INIT_LOG_SIGMA = -2.0
@@ -29,6 +29,10 @@ class NerfField(torch.nn.Module):
         torch.manual_seed(seed)
         self.cfg = cfg
         self.grid = HashGrid(cfg.levels, cfg.log2_table, cfg.features, cfg.min_res, cfg.max_res, seed=seed)
+        # The state is standardised with its training mean and spread before the encoder (set by the trainer):
+        # a talking video moves most coefficients by a few hundredths, too little for the code to notice.
+        self.register_buffer("state_mean", torch.zeros(STATE_DIM))
+        self.register_buffer("state_std", torch.ones(STATE_DIM))
         self.expr = torch.nn.Sequential(torch.nn.Linear(STATE_DIM, 32), torch.nn.ReLU(),
                                         torch.nn.Linear(32, cfg.expr_dim))
         self.d1 = torch.nn.Linear(self.grid.out_dim + cfg.expr_dim, cfg.hidden)
@@ -38,9 +42,15 @@ class NerfField(torch.nn.Module):
         with torch.no_grad():  # start as a thin haze (sigma ~ 0.14): rays see the background, density grows
             self.d2.bias[0] = INIT_LOG_SIGMA  # where the photometric loss asks for it
 
+    def set_state_stats(self, states: torch.Tensor) -> None:
+        """Standardise with these training states' mean and spread (floored at STATE_STD_FLOOR)."""
+        self.state_mean.copy_(states.mean(0))
+        self.state_std.copy_(states.std(0).clamp_min(STATE_STD_FLOOR))
+
     def code(self, states: torch.Tensor) -> torch.Tensor:
         """(B, STATE_DIM) -> (B, expr_dim)."""
-        return self.expr(states)
+        z = ((states - self.state_mean) / self.state_std).clamp(-STATE_Z_MAX, STATE_Z_MAX)
+        return self.expr(z)
 
     def forward(self, q: torch.Tensor, e: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(P, 3) canonical positions and (P, expr_dim) codes -> sigma (P,), rgb (P, 3)."""

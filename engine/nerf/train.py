@@ -39,6 +39,7 @@ log = logging.getLogger("emolive.nerf.train")
 OCCUPANCY_EVERY = 16
 OCCUPANCY_FROM = 64  # the field is shapeless before this step: everything stays occupied
 FRAMES_PER_STEP = 8  # rays of a step come from this many frames (one state code and pose each)
+MOUTH_SHARE_DIV = 4  # 1/4 of a step's rays are drawn in the mouth box: speech changes little else
 
 
 class TrainRays:
@@ -62,6 +63,8 @@ class TrainRays:
         y0, y1, x0, x1 = mouth
         w[y0:y1, x0:x1] = mouth_weight  # the mouth is what speech changes: weight its errors more
         self.weight = torch.from_numpy((w / w.mean()).reshape(-1))
+        yy, xx = np.mgrid[y0:y1, x0:x1]
+        self.mouth_pix = torch.from_numpy((yy * cfg.res + xx).reshape(-1).astype(np.int64))
         self.res, self.device = cfg.res, device
 
     def __len__(self) -> int:
@@ -71,6 +74,9 @@ class TrainRays:
         k = FRAMES_PER_STEP
         f = torch.randint(0, len(self), (k,), generator=g).repeat_interleave(n // k)
         pix = torch.randint(0, self.res * self.res, (len(f),), generator=g)
+        m = len(f) // MOUTH_SHARE_DIV  # a quarter of the rays from the mouth box, spread over the frames
+        pick = torch.randperm(len(f), generator=g)[:m]
+        pix[pick] = self.mouth_pix[torch.randint(0, len(self.mouth_pix), (m,), generator=g)]
         rot = self.rot[f]  # row vectors: v @ R == R^T v carries world rays into the head's frame
         origins = torch.einsum("j,njk->nk", self.origin, rot)
         dirs = torch.einsum("nj,njk->nk", self.dirs[pix], rot)
@@ -105,7 +111,9 @@ def save_state(path: Path, state: dict) -> None:
 def train(a, cfg: NerfConfig, rays: TrainRays, held: list[NerfClip], work: Path) -> tuple[NerfField, Occupancy, dict]:
     dev = a.device
     g = torch.Generator().manual_seed(a.seed)
-    field = NerfField(cfg, seed=a.seed).to(dev)
+    field = NerfField(cfg, seed=a.seed)
+    field.set_state_stats(rays.state)
+    field = field.to(dev)
     near, far = ray_span(cfg.camera_distance)
     occ = Occupancy(cfg.occupancy_res, (far - near) / cfg.samples, device=dev)
     grid_params = [field.grid.tables]

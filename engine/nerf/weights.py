@@ -10,12 +10,15 @@ from ..types import FaceState
 from .config import NerfConfig
 
 STATE_DIM = 54  # 52 coefficients, gaze (yaw, pitch) / 30 deg
+STATE_STD_FLOOR = 0.02  # an input that barely moved in training is scaled as if it moved this much
+STATE_Z_MAX = 4.0  # standardised inputs are clamped: states far beyond the training video stay bounded
 
 
 def expected_shapes(cfg: NerfConfig) -> dict[str, tuple[int, ...]]:
     """name -> shape of every parameter of a field of this config (model.NerfField's state_dict)."""
     lf, e, h, g = cfg.levels * cfg.features, cfg.expr_dim, cfg.hidden, cfg.geo_features
     return {"grid.tables": (cfg.levels, 2 ** cfg.log2_table, cfg.features),
+            "state_mean": (STATE_DIM,), "state_std": (STATE_DIM,),
             "expr.0.weight": (32, STATE_DIM), "expr.0.bias": (32,), "expr.2.weight": (e, 32), "expr.2.bias": (e,),
             "d1.weight": (h, lf + e), "d1.bias": (h,), "d2.weight": (1 + g, h), "d2.bias": (1 + g,),
             "c1.weight": (h, g + e), "c1.bias": (h,), "c2.weight": (3, h), "c2.bias": (3,)}
@@ -30,6 +33,7 @@ def frame_weights(arrays: dict[str, np.ndarray], state: np.ndarray) -> dict[str,
     """The arrays kernels/nerf.py renders one frame with: the state's code (the same for every sample of a
     frame) folded into the first layers' biases; float32, row-major. Numpy only: the CPU path needs no torch."""
     s = np.asarray(state, np.float32)
+    s = np.clip((s - arrays["state_mean"]) / arrays["state_std"], -STATE_Z_MAX, STATE_Z_MAX).astype(np.float32)
     e = arrays["expr.2.weight"] @ np.maximum(arrays["expr.0.weight"] @ s + arrays["expr.0.bias"], 0.0) \
         + arrays["expr.2.bias"]
     d1, c1 = arrays["d1.weight"], arrays["c1.weight"]
