@@ -11,7 +11,7 @@ from engine.audio.io import read_audio_file
 from streaming.push import PushFeed
 from streaming.protocol import ProtocolError
 from streaming.sources import resample
-from server_harness import best_lag, envelope, received_pcm, tracks_ready
+from server_harness import aligned_r, best_lag, envelope, received_pcm, tracks_ready
 from server_harness import Server, connect, more_frames_sent
 
 pytestmark = pytest.mark.timeout(240)
@@ -100,11 +100,12 @@ def test_pushed_audio_is_spoken_and_bad_input_does_not_stop_the_stream(parts, sp
     assert started["type"] == "started" and started["id"] == 3 and started["engine_rate"] == 48_000
     # What was pushed is what the session sends back (Opus round trip), delayed by the pipeline latency.
     got = received_pcm(audio)
-    lag, r = best_lag(envelope(got, 48_000), envelope(tts, 24_000), 100)
-    # Above 0.8 on an idle machine (the earlier threshold); under load the scheduler may drain
-    # pauses or skip late audio, which bends a single-lag envelope correlation (0.68 seen once
-    # in CI) without losing the speech.
-    assert r > 0.6 and lag > 0, (lag, r)
+    got_env, tts_env = envelope(got, 48_000), envelope(tts, 24_000)
+    lag, r = best_lag(got_env, tts_env, 100)
+    # Under load the scheduler may drain pauses or skip late audio, which bends a single-lag envelope
+    # correlation (0.68 seen once in CI) without losing the speech: compared in order, gaps allowed.
+    aligned = aligned_r(got_env, tts_env, max_lag=100)
+    assert aligned > 0.8 and lag > 0, (lag, r, aligned)
     assert drained["type"] == "drained" and speech_frames > 80
     assert refused and all(m["code"] == "buffer_full" for m in refused)
     # Full (frames were refused) and never beyond its 20 s bound; how much of it already played while the

@@ -13,7 +13,7 @@ from aiortc.mediastreams import MediaStreamError
 from engine.audio.io import read_audio_file
 from engine.face_geometry import LIPS_OUTER, pixel_box
 from janus_harness import JanusSubscriber, JanusWhip, missing
-from server_harness import Server, best_lag, envelope, publish, until
+from server_harness import Server, aligned_r, best_lag, envelope, publish, until
 from streaming import whip_publish
 from streaming.whip_publish import PUBLISH
 
@@ -104,8 +104,8 @@ def test_published_into_janus_videoroom_through_simple_whip_server(parts, speech
     received, silent_until, ended, left, errors = asyncio.run(scenario())
     heard = np.concatenate([p for _, p in received.audio[silent_until:]])
     env, speech_env = envelope(heard, 48_000), envelope(pcm, 48_000)
-    lag, r = best_lag(env, speech_env, max_lag=50)
-    assert r > 0.8, (lag, r)  # the voice through janus is the session's
+    r = aligned_r(env, speech_env)  # in order, with the gaps a loaded machine may leave (test_whip_publish.py)
+    assert r > 0.8, (r, best_lag(env, speech_env, max_lag=50))  # the voice through janus is the session's
     motion, loud = mouth_motion(received)
     speaking, quiet = motion[loud > 0.05], motion[loud < 0.005]
     assert len(speaking) >= 25 and len(quiet) >= 25, (len(speaking), len(quiet))
