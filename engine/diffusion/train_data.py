@@ -36,6 +36,24 @@ def grid_tiny_argv(shared: Path, out: Path, train=("bbaf2n", "bbaf3s", "bbaf4p")
              "--preview-every", "0"] + ([] if report else ["--no-report"]))
 
 
+def add_run_args(ap: argparse.ArgumentParser, cache: Path, ckpt_every: int) -> None:
+    """The options every per-person trainer takes (diffusion, nerf): data split, avatar, cache, checkpoints,
+    previews, threads, seed, resume, progress, report."""
+    ap.add_argument("--heldout", type=int, default=None,
+                    help="hold out the last N videos for the report (default ~10%%; one video: its last 15%%)")
+    ap.add_argument("--heldout-names", nargs="*", default=None, help="hold out these videos (file stems)")
+    ap.add_argument("--max-clips", type=int, default=0, help="use at most this many training videos (0 = all)")
+    ap.add_argument("--avatar-size", type=int, default=256, help="side of the avatar frame made from the reference")
+    ap.add_argument("--cache", default=str(cache))
+    ap.add_argument("--preview-every", type=int, default=250)
+    ap.add_argument("--ckpt-every", type=int, default=ckpt_every)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--no-resume", action="store_true", help="start over even if DIR/train/state.pt exists")
+    ap.add_argument("--no-progress", action="store_true")
+    ap.add_argument("--no-report", action="store_true", help="skip the held-out evaluation and speed report")
+
+
 def parse_args(argv):
     ap = argparse.ArgumentParser(prog="emolive avatar train --backend diffusion", description=DESCRIPTION)
     ap.add_argument("videos", nargs="+", help="talking videos of one person, or folders of them")
@@ -49,19 +67,7 @@ def parse_args(argv):
     ap.add_argument("--distill-steps", type=int, default=None, help="training steps per distillation round")
     ap.add_argument("--teacher-steps", type=int, default=None, help="sampling steps of the undistilled model")
     ap.add_argument("--target-steps", type=int, default=4, help="sampling steps after distillation (<= 4)")
-    ap.add_argument("--heldout", type=int, default=None,
-                    help="hold out the last N videos for the report (default ~10%%; one video: its last 15%%)")
-    ap.add_argument("--heldout-names", nargs="*", default=None, help="hold out these videos (file stems)")
-    ap.add_argument("--max-clips", type=int, default=0, help="use at most this many training videos (0 = all)")
-    ap.add_argument("--avatar-size", type=int, default=256)
-    ap.add_argument("--cache", default=str(REPO / "build" / "diffusion" / "cache"))
-    ap.add_argument("--preview-every", type=int, default=250)
-    ap.add_argument("--ckpt-every", type=int, default=200)
-    ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--no-resume", action="store_true", help="start over even if DIR/train/state.pt exists")
-    ap.add_argument("--no-progress", action="store_true")
-    ap.add_argument("--no-report", action="store_true", help="skip the held-out evaluation and speed report")
+    add_run_args(ap, cache=REPO / "build" / "diffusion" / "cache", ckpt_every=200)
     a = ap.parse_args(argv)
     for k, v in DEFAULTS[a.config].items():
         if getattr(a, k) is None:
@@ -99,8 +105,10 @@ def _slice(c: ClipData, sl: slice, suffix: str) -> ClipData:
     return ClipData(c.name + suffix, c.target[sl], c.hint[sl], c.cond[sl], c.found[sl], c.mouth_open[sl])
 
 
-def prepare(a, out: Path):
-    """Reference avatar, crop, and the tracked training / held-out clips."""
+def prepare_clips(a, out: Path, box_of, clip_of, sliced):
+    """The reference avatar (made once, then loaded from DIR/avatar), its crop box and mouth box, and the tracked
+    training / held-out clips of a run's arguments; one video: its last 15% is the held-out part.
+    box_of(avatar) -> CropBox; clip_of(video, avatar, meshwarp, box) -> clip; sliced(clip, slice, suffix)."""
     from ..avatar import load_bundle, save_avatar
     from .hint import hint_renderer
 
@@ -112,18 +120,26 @@ def prepare(a, out: Path):
         avatar, _ = make_reference_avatar(train_v[0], a.avatar_size)
         save_avatar(avatar, out / "avatar")
     mw = hint_renderer(avatar)
-    box = face_box(avatar.landmarks, avatar.size, a.size)
+    box = box_of(avatar)
     mouth = mouth_box(avatar.landmarks, box)
-    cache = Path(a.cache) / cache_key(avatar, box)
     train, held = [], []
     for v in tqdm(train_v + held_v, desc="track", disable=a.no_progress):
-        (train if v in train_v else held).append(clip_data(v, avatar, mw, box, cache))
-    if not held_v:  # one video: its last 15% is the held-out part
+        (train if v in train_v else held).append(clip_of(v, avatar, mw, box))
+    if not held_v:
         c = train[0]
         cut = int(len(c.found) * 0.85)
-        train, held = [_slice(c, slice(0, cut), "")], [_slice(c, slice(cut, None), "#heldout")]
-    ref = box.cut(avatar.image)
-    return avatar, box, mouth, ref, train, held
+        train, held = [sliced(c, slice(0, cut), "")], [sliced(c, slice(cut, None), "#heldout")]
+    return avatar, box, mouth, train, held
+
+
+def prepare(a, out: Path):
+    """Reference avatar, crop, and the tracked training / held-out clips."""
+    def clip_of(v, avatar, mw, box):
+        return clip_data(v, avatar, mw, box, Path(a.cache) / cache_key(avatar, box))
+
+    avatar, box, mouth, train, held = prepare_clips(
+        a, out, lambda av: face_box(av.landmarks, av.size, a.size), clip_of, _slice)
+    return avatar, box, mouth, box.cut(avatar.image), train, held
 
 
 class Frames:

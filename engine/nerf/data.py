@@ -119,31 +119,12 @@ def static_background(clips: list[NerfClip]) -> np.ndarray:
 
 
 def prepare(a, out: Path):
-    """(avatar, box, mouth box, training clips, held-out clips) of a training run's arguments."""
-    from tqdm import tqdm
+    """(avatar, head box, mouth box, training clips, held-out clips) of a training run's arguments."""
+    from ..diffusion.crop import face_box
+    from ..diffusion.train_data import prepare_clips
 
-    from ..avatar import load_bundle, save_avatar
-    from ..diffusion.crop import face_box, mouth_box
-    from ..diffusion.data import list_videos, make_reference_avatar
-    from ..diffusion.hint import hint_renderer
-    from ..diffusion.train_data import split_videos
+    def clip_of(v, avatar, mw, box):
+        return nerf_clip(v, avatar, mw, box, Path(a.cache) / cache_key(avatar, box))
 
-    videos = list_videos(a.videos)
-    train_v, held_v = split_videos(videos, a)
-    if (out / "avatar" / "avatar.json").exists():
-        avatar = load_bundle(out / "avatar")
-    else:
-        avatar, _ = make_reference_avatar(train_v[0], a.avatar_size)
-        save_avatar(avatar, out / "avatar")
-    mw = hint_renderer(avatar)
-    box = face_box(avatar.landmarks, avatar.size, a.size, margin=HEAD_MARGIN)
-    mouth = mouth_box(avatar.landmarks, box)
-    cache = Path(a.cache) / cache_key(avatar, box)
-    train, held = [], []
-    for v in tqdm(train_v + held_v, desc="track", disable=a.no_progress):
-        (train if v in train_v else held).append(nerf_clip(v, avatar, mw, box, cache))
-    if not held_v:  # one video: its last 15% is the held-out part
-        c = train[0]
-        cut = int(len(c.found) * 0.85)
-        train, held = [c.sliced(slice(0, cut), "")], [c.sliced(slice(cut, None), "#heldout")]
-    return avatar, box, mouth, train, held
+    return prepare_clips(a, out, lambda av: face_box(av.landmarks, av.size, a.size, margin=HEAD_MARGIN), clip_of,
+                         NerfClip.sliced)

@@ -11,19 +11,24 @@ so a ray is carried into the canonical frame by R^T.
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import numpy as np
 
 from ..face_geometry import rotation_matrix
 
 
+@lru_cache(maxsize=8)
 def pixel_rays(res: int, distance: float) -> tuple[np.ndarray, np.ndarray]:
-    """World origin (3,) and unit directions (res*res, 3) of the pixels, row-major."""
+    """World origin (3,) and unit directions (res*res, 3) of the pixels, row-major; read-only (cached: every
+    frame of a renderer turns the same rays)."""
     c = (np.arange(res, dtype=np.float64) + 0.5) / res * 2.0 - 1.0
     y, x = np.meshgrid(c, c, indexing="ij")
     d = np.stack([x, y, np.full_like(x, distance)], -1).reshape(-1, 3)
     d /= np.linalg.norm(d, axis=1, keepdims=True)
-    return np.array([0.0, 0.0, -distance]), d
+    o = np.array([0.0, 0.0, -distance])
+    o.flags.writeable = d.flags.writeable = False
+    return o, d
 
 
 def canonical_rays(res: int, distance: float, head) -> tuple[np.ndarray, np.ndarray]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..diffusion.train_data import add_run_args
 from .config import CONFIGS
 
 REPO = Path(__file__).resolve().parents[2]
@@ -40,20 +41,8 @@ def parse_args(argv):
                     help="weight of the loss that keeps the field's opacity on the segmented person")
     ap.add_argument("--sparsity", type=float, default=1e-2,
                     help="weight of the loss on every sample's opacity (empty space stays empty)")
-    ap.add_argument("--heldout", type=int, default=None,
-                    help="hold out the last N videos for the report (default ~10%%; one video: its last 15%%)")
-    ap.add_argument("--heldout-names", nargs="*", default=None, help="hold out these videos (file stems)")
-    ap.add_argument("--max-clips", type=int, default=0, help="use at most this many training videos (0 = all)")
-    ap.add_argument("--avatar-size", type=int, default=256, help="side of the avatar frame the head is cut from")
-    ap.add_argument("--cache", default=str(REPO / "build" / "nerf" / "cache"))
-    ap.add_argument("--preview-every", type=int, default=250)
-    ap.add_argument("--ckpt-every", type=int, default=250)
-    ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--device", default="cpu", help="PyTorch device of the training (cpu, cuda)")
-    ap.add_argument("--no-resume", action="store_true", help="start over even if DIR/train/state.pt exists")
-    ap.add_argument("--no-progress", action="store_true")
-    ap.add_argument("--no-report", action="store_true", help="skip the held-out evaluation and speed report")
+    add_run_args(ap, cache=REPO / "build" / "nerf" / "cache", ckpt_every=250)
     a = ap.parse_args(argv)
     for k, v in DEFAULTS[a.config].items():
         if getattr(a, k) is None:

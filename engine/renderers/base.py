@@ -5,6 +5,7 @@ so the event loop never blocks. New renderers register a factory by name.
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Callable, Protocol, runtime_checkable
 
 import numpy as np
@@ -49,6 +50,16 @@ def create(name: str, avatar, **options) -> Renderer:
     if name not in _REGISTRY:
         raise RendererError(f"unknown renderer {name!r}; available: {', '.join(available()) or 'none'}")
     return _REGISTRY[name](avatar, **options)
+
+
+def bundle_dir(avatar, bundle, is_bundle: Callable[[object], bool]) -> Path | None:
+    """The trained bundle a renderer of that kind is created from: `bundle`, else `avatar` when it is a path to
+    such a bundle (what `emolive serve --avatar DIR` passes), else None (a photo or avatar: the fallback)."""
+    if bundle is not None:
+        return Path(bundle)
+    if isinstance(avatar, (str, Path)) and is_bundle(avatar):
+        return Path(avatar)
+    return None
 
 
 def switch_options(name: str, neural_mouth: bool = False) -> dict:

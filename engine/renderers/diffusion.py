@@ -26,7 +26,7 @@ from ..diffusion.runtime import NoSuitableDevice, make_runner
 from ..diffusion.sampler import frame_noise, sample
 from ..predictor import PredictorError
 from ..types import FaceState
-from .base import RendererError, create, register
+from .base import RendererError, bundle_dir, create, register
 
 log = logging.getLogger(__name__)
 
@@ -77,14 +77,6 @@ class DiffusionRenderer:
         self._runner = None
 
 
-def _resolve_bundle(avatar, bundle) -> Path | None:
-    if bundle is not None:
-        return Path(bundle)
-    if isinstance(avatar, (str, Path)) and is_bundle(avatar):
-        return Path(avatar)
-    return None
-
-
 @register("diffusion")
 def _create(avatar, bundle=None, device: str = "auto", backend: str = "onnxruntime", threads: int = 1,
             steps: int | None = None, seed: int | None = None, identity_mix: float = 1.0,
@@ -96,7 +88,7 @@ def _create(avatar, bundle=None, device: str = "auto", backend: str = "onnxrunti
     `neural_mouth` applies to that fallback only (the denoiser redraws the mouth itself).
     """
     meshwarp_options["neural_mouth"] = neural_mouth
-    path = _resolve_bundle(avatar, bundle)
+    path = bundle_dir(avatar, bundle, is_bundle)
     if path is None:
         if avatar is None or isinstance(avatar, (str, Path)):
             raise RendererError(f"not a diffusion bundle (no diffusion.json): {avatar}")

@@ -23,7 +23,7 @@ from ..nerf.bundle import NerfBundle, NerfBundleError, is_nerf_bundle, load_nerf
 from ..nerf.weights import state_vector
 from ..nerf.runtime import KernelCrops, TorchCrops, to_u8
 from ..types import FaceState
-from .base import RendererError, create, register
+from .base import RendererError, bundle_dir, create, register
 
 log = logging.getLogger(__name__)
 
@@ -54,14 +54,6 @@ class NerfRenderer:
         self._mw.close()
 
 
-def _resolve_bundle(avatar, bundle) -> Path | None:
-    if bundle is not None:
-        return Path(bundle)
-    if isinstance(avatar, (str, Path)) and is_nerf_bundle(avatar):
-        return Path(avatar)
-    return None
-
-
 def _cuda() -> bool:
     try:
         import torch
@@ -81,7 +73,7 @@ def _create(avatar, bundle=None, device: str = "auto", neural_mouth: bool = Fals
         raise RendererError(f"unknown nerf renderer options: {', '.join(sorted(options))}")
     if device not in ("auto", "cpu", "cuda"):
         raise RendererError(f"nerf device must be auto, cpu or cuda, got {device!r}")
-    path = _resolve_bundle(avatar, bundle)
+    path = bundle_dir(avatar, bundle, is_nerf_bundle)
     if path is None:
         if avatar is None or isinstance(avatar, (str, Path)):
             raise RendererError(f"not a NeRF bundle (no nerf.json): {avatar}")
