@@ -46,3 +46,26 @@ def rest_expression(avatar) -> np.ndarray:
     """The avatar's rest expression: stored in the bundle, else measured from its landmarks."""
     stored = from_meta(avatar.meta.get(META_KEY))
     return stored if stored is not None else measure_rest(avatar.landmarks)
+
+
+def rest_offset(landmarks: np.ndarray, rest: np.ndarray, rig=None) -> np.ndarray:
+    """(478, 3) displacement in face units that takes the photo's face to the same face at rest.
+
+    `rest`: the photo's rest expression (rig coefficients, `rest_expression`). Above the eyes the rig's
+    undo of it (`rig`: the renderer's, default the committed one); below them the learned lower-face
+    displacement (rest_geometry.py), blended smoothly."""
+    from ..emotion.reference import fit_face
+    from ..face_geometry import face_frame
+    from ..rig import load_rig
+    from .rest_geometry import features_of, load_rest_geometry, lower_weight
+
+    basis = (rig or load_rig()).basis
+    undo = -(np.asarray(rest, np.float64) @ basis.reshape(basis.shape[0], -1)).reshape(-1, 3)
+    model = load_rest_geometry()
+    if model is None or not np.any(rest):
+        # A photo with no measurable rest expression is left as it is (the learned model would move a
+        # neutral face by its residual noise, about 1 % of an eye distance).
+        return undo
+    learned = model.displacement(features_of(fit_face(landmarks), model.features))
+    w = lower_weight(face_frame(landmarks).to_face(landmarks)[:, 1])[:, None]
+    return w * learned + (1.0 - w) * undo

@@ -111,6 +111,24 @@ def _seal_lips(lm: np.ndarray, frame) -> np.ndarray:
     return out
 
 
+def _uncross_lips(lm: np.ndarray, frame) -> np.ndarray:
+    """Displacement (478, 3) that parts lips which cross over each other until they just meet.
+
+    The learned rest shape (engine/avatar/rest_geometry.py) moves a grin's lips towards a closed mouth
+    as a whole; for a wide-open grin it overshoots, the lower inner lip above the upper one, and a jaw
+    opening for speech would then only uncross them. Each column of the lips moves apart by the share
+    mouthClose uses to bring them together (the lower lip more, the upper lip's inner rows most).
+    """
+    y = frame.axes[:, 1]
+    up, lo = np.array(UPPER_LIP_ROWS[0]), np.array(LOWER_LIP_ROWS[0])
+    cross = np.maximum(-((lm[lo] - lm[up]) @ y), 0.0)  # per column, corner to corner
+    out = np.zeros_like(lm)
+    for rows, shares, sign in ((LOWER_LIP_ROWS, LOWER_ROW_SHARE, 1.0), (UPPER_LIP_ROWS, UPPER_ROW_SHARE, -1.0)):
+        for row, share in zip(rows, shares):
+            out[np.array(row)] += sign * share * cross[:, None] * y
+    return out
+
+
 def _shape_aus(basis: np.ndarray, face: np.ndarray) -> None:
     """Add the AU4 knit and AU9's brow, lid and upper-lip changes to a gained rig basis (52, 478*3), face units, in place.
 
@@ -204,17 +222,18 @@ class MeshWarpRenderer:
         if au_shapes:
             _shape_aus(shaped, frame.to_face(avatar.landmarks))
         basis_px = frame.vectors_to_image(shaped.reshape(-1, 3)).reshape(rig.basis.shape[0], -1)
-        rig_px = frame.vectors_to_image(rig.basis.reshape(-1, 3)).reshape(rig.basis.shape[0], -1)
-        # The photo's own expression, undone as a fixed offset in rig units (a measured geometry,
-        # not an emotion to make readable, so without the render gain); ring points follow as usual.
+        # The photo's own expression, undone as a fixed offset (a measured geometry, not an emotion to make
+        # readable, so without the render gain): the rig's undo above the eyes, the lower face's learned rest
+        # shape below (engine/avatar/rest.py); ring points follow as usual.
         self._rest = np.zeros(NUM_COEFFS)
         off = np.zeros_like(self._v0)
         self._seal = None
         if rest:
-            from ..avatar.rest import rest_expression
+            from ..avatar.rest import rest_expression, rest_offset
 
             self._rest = rest_expression(avatar)
-            d0 = -(self._rest @ rig_px).reshape(NUM_LANDMARKS, 3)
+            d0 = frame.vectors_to_image(rest_offset(avatar.landmarks, self._rest, rig))
+            d0 += _uncross_lips(self._v0[:NUM_LANDMARKS] + d0, frame)
             off[:NUM_LANDMARKS] = d0
             off[self._ring] = self._ring_follow * d0[self._ring_parent]
             seal = _seal_lips(self._v0[:NUM_LANDMARKS] + d0, frame)

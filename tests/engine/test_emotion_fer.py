@@ -50,10 +50,10 @@ def test_rendered_emotions_move_the_classifier(clf, shared, default_avatar):
     """Rendered emotions read to an independent classifier (docs/design/emotion.md): meshwarp renders (rest
     expression undone) of each FER-known emotion at k = 0, 0.5, 0.75 and 1 on the default avatar and the first
     four held-out London neutral faces (people not in the neutral reference). Measured: the intended class's
-    probability rises from k = 0 to 1 for 29/30 pairs and wins at k = 1 for 22/30; its mean over the five faces
-    rises at every step for every emotion (smallest step: disgust, 0.00 -> 0.02 from k = 0 to 0.5). The smiling
-    default avatar wins only happy and angry, so this set stays under 80 %; the held-out sets of
-    scripts/emotion/eval_fer.py are the measure of quality."""
+    probability rises from k = 0 to 1 for 30/30 pairs and wins at k = 1 for 25/30; its mean over the five faces
+    rises at every step for every emotion. The smiling default avatar wins all but fear (with the rig's undo of
+    its rest expression alone, before the lower face's learned rest shape, only happy and angry: 22/30); the
+    held-out sets of scripts/emotion/eval_fer.py are the measure of quality."""
     from engine.avatar import create_avatar
     from engine.emotion.fer_eval import TO_FER
     from engine.emotion.mixing import apply_emotion
@@ -76,8 +76,8 @@ def test_rendered_emotions_move_the_classifier(clf, shared, default_avatar):
             n += 1
             rises += ps[-1][c] > ps[0][c]
             wins += max(ps[-1], key=ps[-1].get) == c
-    assert rises >= 27, (rises, n)
-    assert wins >= 21, (wins, n)
+    assert rises >= 28, (rises, n)
+    assert wins >= 24, (wins, n)
     for e, c in curve.items():
         mean = c / len(avatars)
         assert np.all(np.diff(mean) > -0.01) and mean[-1] > mean[0] + 0.2, (e, mean.round(3))
