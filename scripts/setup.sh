@@ -4,17 +4,21 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(ffmpeg espeak-ng libespeak-ng1 sox libportaudio2 chromium chromium-driver)
-missing=()
-for p in "${APT_PACKAGES[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+APT_UPDATED=""
+# Installs those of the named apt packages that are missing (the package lists are refreshed once).
+apt_install_missing() {
+  local missing=() p
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  [ ${#missing[@]} -gt 0 ] || return 0
   echo "[setup] apt install ${missing[*]}"
-  $SUDO apt-get update -qq
+  [ -n "$APT_UPDATED" ] || { $SUDO apt-get update -qq; APT_UPDATED=1; }
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
-fi
+}
+
+apt_install_missing ffmpeg espeak-ng libespeak-ng1 sox libportaudio2 chromium chromium-driver
 
 PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
@@ -40,7 +44,6 @@ fi
 # three.js for the 3D-client tests (tests/streaming/test_talkinghead_browser.py): node_modules/ at the root.
 THREE_VERSION=0.187.0
 if ! command -v npm >/dev/null 2>&1; then
-  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   echo "[setup] apt install npm"
   (DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq npm >/dev/null) || true
 fi
@@ -53,11 +56,16 @@ else
   echo "[setup] npm could not be installed: the three.js browser tests will be skipped"
 fi
 
+# GStreamer's WebRTC stack for the system Python, for the GStreamer WHIP / WHEP interop test
+# (tests/streaming/test_gstreamer_interop.py, skipped without it).
+apt_install_missing python3-gi gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0 gir1.2-gst-plugins-bad-1.0 \
+  gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-nice || \
+  echo "[setup] GStreamer could not be installed: the GStreamer interop test will be skipped"
+
 # Janus and its WHIP frontend simple-whip-server, for the SFU interop test (tests/streaming/test_whip_publish_janus.py,
 # skipped without them). simple-whip-server is unpacked, not installed: its package wants Debian's nodejs, which
 # conflicts with other builds of node; its sources go to build/simple-whip-server/src, its modules from npm.
 if ! command -v janus >/dev/null 2>&1; then
-  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   echo "[setup] apt install janus"
   (DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends janus >/dev/null) || \
     echo "[setup] janus could not be installed: the Janus interop test will be skipped"

@@ -152,6 +152,9 @@ def create_app(config: ServerConfig, parts: EngineParts | None = None,
     from .aiortc_speedups import install as aiortc_speedups
 
     aiortc_speedups()
+    from .dtls_ciphers import install as dtls_rsa_peers
+
+    dtls_rsa_peers()  # GStreamer's WHIP / WHEP clients present RSA certificates
     app = web.Application(client_max_size=MAX_OFFER_BYTES * 2)
     app[CONFIG] = config
     app[INPUT] = source if source is not None else build_input(config)  # a bad --audio / --mic fails first
