@@ -74,6 +74,11 @@ function showWhep(sid) {
   emolive.whepUrl = sid ? `${location.origin}/whep/${encodeURIComponent(sid)}` +
     (TOKEN ? `?token=${encodeURIComponent(TOKEN)}` : "") : null;
   $("whepUrl").textContent = emolive.whepUrl || "";
+  // The same session in a plain player page (a second screen, an OBS browser source).
+  const player = $("playerLink");
+  player.href = sid ? `/static/player.html?session=${encodeURIComponent(sid)}` +
+    (TOKEN ? `&token=${encodeURIComponent(TOKEN)}` : "") : "";
+  player.hidden = !sid;
   $("copyWhep").disabled = !sid;
   $("copied").textContent = "";
 }
