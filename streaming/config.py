@@ -72,6 +72,10 @@ class ServerConfig(BaseModel):
     # replaced by the session id (streaming/whip_publish.py); the bearer token also from EMOLIVE_PUBLISH_WHIP_TOKEN
     publish_whip: str | None = None
     publish_whip_token: str | None = None
+    # URL prefixes a control client's `publish` message may name (streaming/whip_publish.py); None: any http(s)
+    # URL, [] : none (the message is refused). The server connects to what a control client names: restrict it
+    # where control clients are not trusted as much as the machine's own network.
+    publish_whip_allow: list[str] | None = None
     record: str | None = None  # --record OUT.mp4: what is sent, per session (OUT-<sid8>.mp4 after the first)
     record_queue_frames: int = Field(50, ge=2)  # video frames waiting for the encoder; beyond it frames are dropped
     # Measurement only (benchmarks/bench_soak.py): every session stamps its frame ids into the pixels and mixes

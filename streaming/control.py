@@ -29,6 +29,7 @@ from .protocol import (LARGE_MESSAGE_TYPES, PROTOCOL_VERSION, ErrorCode, Protoco
                        parse_message)
 from .runner import SessionRunner
 from .talkinghead import stream_of
+from .whip_publish import PublishNotAllowed, SessionPublish
 
 log = logging.getLogger(__name__)
 
@@ -127,10 +128,12 @@ class TokenBucket:
 
 
 class ControlConnection:
-    def __init__(self, ws: web.WebSocketResponse, runner: SessionRunner, config: ServerConfig) -> None:
+    def __init__(self, ws: web.WebSocketResponse, runner: SessionRunner, config: ServerConfig,
+                 publish: SessionPublish | None = None) -> None:
         self.ws = ws
         self.runner = runner
         self.config = config
+        self.publish = publish  # the session's WHIP publishing on a client's ask (None: not available)
         self.outbox: deque[dict] = deque(maxlen=OUTBOX_LIMIT)
         self.wake = asyncio.Event()
         self.sent_one = asyncio.Event()  # the writer has sent an event (room in the outbox)
@@ -247,7 +250,8 @@ class ControlConnection:
 
     async def _state(self, ref) -> None:
         state = await self.runner.run_in_session(self.runner.state)
-        out = event("state", **state, subscriptions=sorted(self.subscriptions))
+        out = event("state", **state, subscriptions=sorted(self.subscriptions),
+                    publish=self.publish.describe() if self.publish is not None else None)
         if ref is not None:
             out["id"] = ref
         self.send(out)
@@ -296,6 +300,14 @@ class ControlConnection:
                     IMAGE_READER, _new_avatar, r.renderer_factory, msg.image, msg.name,
                     self.config.ws_max_image_bytes, r.frame_side())
                 r.swap_avatar(new)
+            elif msg.type == "publish":
+                if self.publish is None:
+                    raise UnsupportedRequest("this session cannot be published")
+                await self.publish.start(msg.url, msg.token)
+            elif msg.type == "unpublish" and self.publish is not None:
+                await self.publish.stop()  # nothing published: nothing to do, the state says so
+        except PublishNotAllowed as e:
+            raise ProtocolError(ErrorCode.forbidden, str(e), msg.id) from None
         except EmotionError as e:
             code = {"prompt": ErrorCode.bad_prompt, "reference_image": ErrorCode.bad_image,
                     "set_emotion_image": ErrorCode.bad_image}.get(msg.type, ErrorCode.unknown_emotion)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 
 import websockets
@@ -26,6 +27,10 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     sub.add_parser("interrupt", help="drop the buffered speech")
     t = sub.add_parser("tail", help="print events (stats, errors; --face for face states) until Ctrl-C")
     t.add_argument("--face", action="store_true")
+    pb = sub.add_parser("publish", help="push the session's avatar and voice to a WHIP server (an SFU's ingest)")
+    pb.add_argument("whip_url", help="the WHIP endpoint; {session} becomes the session id")
+    pb.add_argument("--whip-token", help="the WHIP server's bearer token (also EMOLIVE_PUBLISH_WHIP_TOKEN)")
+    sub.add_parser("unpublish", help="end what `publish` started (its WHIP resource is DELETEd)")
     ps = sub.add_parser("push", help="speak an audio file through the session (the /push endpoint, as a TTS would)")
     ps.add_argument("file", help="wav, flac, mp3, ...")
     ps.add_argument("--ahead", type=float, default=3.0, help="seconds of audio sent ahead of playback (default 3)")
@@ -48,6 +53,11 @@ def command_message(args) -> dict | None:
         return {"type": "get_state"}
     if args.command == "interrupt":
         return {"type": "interrupt"}
+    if args.command == "publish":
+        token = args.whip_token or os.environ.get("EMOLIVE_PUBLISH_WHIP_TOKEN")
+        return {"type": "publish", "url": args.whip_url, **({"token": token} if token else {})}
+    if args.command == "unpublish":
+        return {"type": "unpublish"}
     return None
 
 

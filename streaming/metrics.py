@@ -19,7 +19,7 @@ async def metrics(request: web.Request) -> web.Response:
             counters[f"recorded_{name}"] = counters.get(f"recorded_{name}", 0) + live
     for name, value in counters.items():
         lines += [f"# TYPE emolive_{name}_total counter", f"emolive_{name}_total {value}"]
-    if (publishing := app.get(PUBLISH)) is not None:  # --publish-whip
+    if (publishing := app.get(PUBLISH)) is not None:  # --publish-whip and control clients' publishes
         lines += ["# TYPE emolive_whip_publishing gauge", f"emolive_whip_publishing {publishing.live}"]
         for name, value in publishing.counters.items():
             lines += [f"# TYPE emolive_whip_publish_{name}_total counter", f"emolive_whip_publish_{name}_total {value}"]

@@ -32,6 +32,7 @@ class ErrorCode(str, Enum):
     bad_audio = "bad_audio"  # not whole s16le samples
     buffer_full = "buffer_full"  # more pending audio than the push buffer holds; the frame was dropped
     busy = "busy"  # another connection is already pushing to this session
+    forbidden = "forbidden"  # publish: the server does not allow this URL (publish_whip_allow)
 
 
 class _Msg(BaseModel):
@@ -103,11 +104,22 @@ class SetAvatar(_Msg):
     name: str = Field("photo", min_length=1, max_length=200, description="the photo's file name, for messages")
 
 
+class Publish(_Msg):
+    type: Literal["publish"]
+    url: str = Field(min_length=8, max_length=2000, pattern=r"^https?://[^\s]+$",
+                     description="a WHIP endpoint (http or https); {session} becomes the session id")
+    token: str | None = Field(None, min_length=1, max_length=4096, description="its bearer token")
+
+
+class Unpublish(_Msg):
+    type: Literal["unpublish"]
+
+
 ClientMessage = Annotated[Union[SetEmotion, Prompt, SetIdle, GetState, Subscribe, Unsubscribe, Interrupt,
-                                ReferenceImage, SetAvatar], Field(discriminator="type")]
+                                ReferenceImage, SetAvatar, Publish, Unpublish], Field(discriminator="type")]
 _client_adapter: TypeAdapter = TypeAdapter(ClientMessage)
 MESSAGE_TYPES = ("set_emotion", "prompt", "set_idle", "get_state", "subscribe", "unsubscribe", "interrupt",
-                 "clear", "reference_image", "set_emotion_image", "set_avatar")
+                 "clear", "reference_image", "set_emotion_image", "set_avatar", "publish", "unpublish")
 LARGE_MESSAGE_TYPES = ("reference_image", "set_emotion_image", "set_avatar")  # may exceed ws_max_message_bytes
 
 

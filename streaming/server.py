@@ -80,7 +80,7 @@ async def control_ws(request: web.Request) -> web.StreamResponse:
     hard = max(config.ws_max_message_bytes * HARD_SIZE_FACTOR, image_message_limit(config) + 1024)
     ws = web.WebSocketResponse(max_msg_size=hard, heartbeat=20)
     await ws.prepare(request)
-    await ControlConnection(ws, runner, config).run()
+    await ControlConnection(ws, runner, config, publish=whip.session_publish(app, runner.id)).run()
     return ws
 
 

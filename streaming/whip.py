@@ -26,6 +26,7 @@ from .fanout import Fanout
 from .runner import SessionRunner
 from .sdp_check import BadOffer, check_offer
 from .session_open import open_session
+from .whip_publish import PUBLISH, SessionPublish
 from .whip_publish import attach as publish_whip
 
 log = logging.getLogger("emolive.server")
@@ -52,6 +53,17 @@ class WhipSession:
     etag: str
     viewers: dict[str, Viewer] = field(default_factory=dict)
     ingest: bool = True  # opened with POST /whip (False: a browser session shared for WHEP viewers)
+    publish: SessionPublish | None = None  # what its control clients publish (made on the first ask)
+
+
+def session_publish(app: web.Application, sid: str) -> SessionPublish | None:
+    """The control lane's publishing of a session (shared by its control connections), None if it is gone."""
+    entry = app[WHIP].get(sid)
+    if entry is None:
+        return None
+    if entry.publish is None:
+        entry.publish = SessionPublish(app[PUBLISH], entry.runner, entry.hub)
+    return entry.publish
 
 
 def setup(app: web.Application) -> None:

@@ -1,4 +1,5 @@
-"""`emolive serve --publish-whip URL`: every session's avatar and voice pushed to a WHIP server (RFC 9725).
+"""`emolive serve --publish-whip URL`: every session's avatar and voice pushed to a WHIP server (RFC 9725);
+the control websocket's `publish` message does the same for one session, to a URL its client names.
 
 The session's avatar goes out like a WHEP viewer's (streaming/fanout.py): rendered once, a bounded copy
 (the newest video frame, 200 ms of audio) feeds one more peer connection and encoder, so the session's own
@@ -98,7 +99,7 @@ def _retry_after(value: str | None) -> float | None:
 class Publishing:
     """The server's publishing settings and figures (app[PUBLISH]); each session's publisher reports here."""
 
-    url: str
+    url: str | None  # every session is published here (--publish-whip); None: only on a control client's ask
     token: str | None
     connect_timeout_s: float
     video_encoder: str = "tuned"
@@ -106,6 +107,7 @@ class Publishing:
     errors: dict[str, int] = field(default_factory=lambda: {c: 0 for c in CATEGORIES})
     counters: dict[str, int] = field(default_factory=lambda: {"attempts": 0, "started": 0, "ended": 0})
     live: int = 0  # publishers connected now
+    allow: tuple[str, ...] | None = None  # URL prefixes a control client may publish to (None: any)
 
     def attach(self, runner, hub: Fanout) -> "WhipPublisher":
         """Publish this session from now on; its runner owns the task (cancelled when the session closes)."""
@@ -118,25 +120,76 @@ PUBLISH = web.AppKey("whip_publish", Publishing)
 
 
 def setup(app: web.Application, config) -> None:
-    """With `publish_whip` set, every session this process opens is published."""
-    if config.publish_whip:
-        app[PUBLISH] = Publishing(config.publish_whip, config.publish_whip_token, config.session_idle_timeout_s,
-                                  config.video_encoder, config.video_max_bitrate)
+    """The process's publishing settings and figures; with `publish_whip` set, every session it opens is
+    published, and a control client may publish its own session anywhere `publish_whip_allow` lets it."""
+    allow = None if config.publish_whip_allow is None else tuple(config.publish_whip_allow)
+    app[PUBLISH] = Publishing(config.publish_whip, config.publish_whip_token, config.session_idle_timeout_s,
+                              config.video_encoder, config.video_max_bitrate, allow=allow)
 
 
 def attach(app: web.Application, runner, hub: Fanout) -> None:
-    if (publishing := app.get(PUBLISH)) is not None:
+    if (publishing := app.get(PUBLISH)) is not None and publishing.url:
         publishing.attach(runner, hub)
+
+
+class PublishNotAllowed(Exception):
+    """A control client named a URL the server does not publish to (publish_whip_allow)."""
+
+
+class SessionPublish:
+    """What a session's control lane publishes (`publish` / `unpublish`): at most one WHIP publish at a time,
+    beside any `--publish-whip` one. The session owns it: its publisher is a task of the session's runner,
+    cancelled (its resource DELETEd) by `unpublish`, by a new `publish`, or when the session closes."""
+
+    def __init__(self, publishing: Publishing, runner, hub: Fanout) -> None:
+        self.publishing = publishing
+        self.runner = runner
+        self.hub = hub
+        self.publisher: WhipPublisher | None = None
+        self._task: asyncio.Task | None = None
+
+    def check(self, url: str) -> str:
+        """The URL to POST to ({session} replaced), or PublishNotAllowed."""
+        allow = self.publishing.allow
+        if allow is not None and not any(url.startswith(prefix) for prefix in allow):
+            raise PublishNotAllowed(f"this server does not publish to {url[:100]!r} (publish_whip_allow: "
+                                    + (", ".join(allow) if allow else "none") + ")")
+        return target_url(url, self.runner.id)
+
+    async def start(self, url: str, token: str | None) -> None:
+        target = self.check(url)
+        await self.stop()
+        self.publisher = WhipPublisher(self.publishing, self.runner.id, self.hub, url=target, token=token)
+        self._task = self.runner.spawn(self.publisher.run(), "whip-publish-ctl")
+
+    async def stop(self) -> bool:
+        """End the current publish (its resource DELETEd); False when there was none."""
+        task, self._task = self._task, None
+        if task is None:
+            return False
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        return True
+
+    def describe(self) -> dict | None:
+        """{url, state} of the current publish (no token), or None."""
+        p = self.publisher
+        if p is None or self._task is None:
+            return None
+        return {"url": p.url, "state": p.state}
 
 
 class WhipPublisher:
     """One session's publish: one attempt at a time, each with its own peer connection and viewer tracks."""
 
-    def __init__(self, publishing: Publishing, session_id: str, hub: Fanout) -> None:
+    def __init__(self, publishing: Publishing, session_id: str, hub: Fanout, url: str | None = None,
+                 token: str | None = None) -> None:
+        """`url` / `token`: a control client's target; by default the server's (--publish-whip)."""
         self.publishing = publishing
         self.sid = session_id
         self.hub = hub
-        self.url = target_url(publishing.url, session_id)
+        self.url = url if url is not None else target_url(publishing.url, session_id)
+        self.token = token if url is not None else publishing.token
         self.state = "idle"  # idle, offering, connecting, connected, retrying, stopped
         self.resource: str | None = None  # the Location of the current publish
         self._pc: RTCPeerConnection | None = None
@@ -219,8 +272,8 @@ class WhipPublisher:
 
     async def _post(self, offer: str) -> str:
         headers = {"Content-Type": SDP}
-        if self.publishing.token:
-            headers["Authorization"] = f"Bearer {self.publishing.token}"
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
         try:
             async with self._http.post(self.url, data=offer, headers=headers) as r:
                 body = (await r.content.read(MAX_ANSWER_BYTES + 1)).decode("utf-8", "replace")
@@ -257,7 +310,7 @@ class WhipPublisher:
         self._encoders.clear()
 
     async def _delete(self, resource: str) -> None:
-        headers = {"Authorization": f"Bearer {self.publishing.token}"} if self.publishing.token else {}
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
         try:
             async with self._http.delete(resource, headers=headers,
                                          timeout=aiohttp.ClientTimeout(total=DELETE_TIMEOUT_S)) as r:

@@ -10,8 +10,17 @@ from streaming.ctl import build_parser, command_message, run
 from server_harness import Server, connect
 
 
-def test_spec_becomes_a_protocol_message():
+def test_spec_becomes_a_protocol_message(monkeypatch):
     p = build_parser()
+    monkeypatch.delenv("EMOLIVE_PUBLISH_WHIP_TOKEN", raising=False)
+    assert command_message(p.parse_args(["--session", "x", "publish", "https://sfu.example/whip/{session}"])) == {
+        "type": "publish", "url": "https://sfu.example/whip/{session}"}
+    monkeypatch.setenv("EMOLIVE_PUBLISH_WHIP_TOKEN", "from-env")
+    assert command_message(p.parse_args(["--session", "x", "publish", "https://sfu.example/whip"]))["token"] == \
+        "from-env"
+    assert command_message(p.parse_args(["--session", "x", "publish", "https://sfu.example/whip",
+                                         "--whip-token", "t"]))["token"] == "t"
+    assert command_message(p.parse_args(["--session", "x", "unpublish"])) == {"type": "unpublish"}
     assert command_message(p.parse_args(["--session", "x", "set-emotion", "happy:0.8"])) == {
         "type": "set_emotion", "emotion": "happy", "intensity": 0.8, "transition_ms": 250.0}
     with pytest.raises(EmotionError):  # a bad spec is refused before anything is sent

@@ -128,6 +128,63 @@ def test_refused_and_unreachable_publishes_are_counted_and_leave_the_session_alo
     assert out["ended"] == 200 and closed and left == 0
 
 
+def test_a_control_client_publishes_its_session_then_stops(parts):  # noqa: F811
+    """The control websocket's `publish` / `unpublish`: one session of A (no --publish-whip) pushed to B's
+    WHIP endpoint on its client's ask and DELETEd on the next; URLs outside publish_whip_allow and malformed
+    ones are refused with their codes; the session goes on throughout."""
+    async def scenario():
+        out = {}
+        async with Server(parts, token=TOKEN) as b:
+            async with Server(parts, publish_whip_allow=[b.url + "/whip"]) as a:
+                publishing = a.app[PUBLISH]
+                pc, (status, headers, _), _, _ = await publish(a, video=False)
+                sid = headers["Location"].rsplit("/", 1)[1]
+                runner = a.sessions[sid]
+                async with a.http.ws_connect(f"{a.url}/ws?session={sid}") as ws:
+                    async def ask(msg):
+                        """The answer (state or error) to one message, matched by its id."""
+                        await ws.send_json({**msg, "id": msg["type"] + str(len(out))})
+                        while True:
+                            ev = await asyncio.wait_for(ws.receive_json(), 30)
+                            if ev.get("id") == msg["type"] + str(len(out)):
+                                out[len(out)] = ev
+                                return ev
+
+                    out["hello"] = await ws.receive_json()
+                    out["elsewhere"] = await ask({"type": "publish", "url": "http://192.0.2.1/whip"})
+                    out["not_http"] = await ask({"type": "publish", "url": "ftp://example.com/whip"})
+                    out["idle"] = (await ask({"type": "get_state"}))["publish"]
+                    out["started"] = await ask({"type": "publish", "url": b.url + "/whip?from={session}",
+                                                "token": TOKEN})
+                    await until(lambda: publishing.live == 1 and len(b.sessions) == 1, "A's session is in B")
+                    out["connected"] = (await ask({"type": "get_state"}))["publish"]
+                    (sid_b, runner_b), = b.sessions.items()
+                    viewer = await WhepViewer().play(b, sid_b, {"Authorization": f"Bearer {TOKEN}"})
+                    await until(lambda: viewer.frames["video"] >= 10, "B's viewer receives A's avatar")
+                    await viewer.close()
+                    out["stopped"] = await ask({"type": "unpublish"})
+                    await until(lambda: not b.sessions and publishing.live == 0, "B's resource DELETEd")
+                    out["again"] = await ask({"type": "unpublish"})
+                await more_frames_sent(runner.counters, 10)  # A's session went on
+                out["metrics"] = await metrics_of(a)
+                out["counters"] = dict(publishing.counters)
+                await pc.close()
+        return out
+
+    out = asyncio.run(scenario())
+    assert out["elsewhere"]["type"] == "error" and out["elsewhere"]["code"] == "forbidden", out["elsewhere"]
+    assert "publish_whip_allow" in out["elsewhere"]["message"]
+    assert out["not_http"]["type"] == "error" and out["not_http"]["code"] == "bad_message", out["not_http"]
+    assert out["idle"] is None
+    assert out["started"]["type"] == "state" and out["started"]["publish"]["url"].endswith(
+        f"/whip?from={out['hello']['session_id']}"), out["started"]
+    assert out["connected"]["state"] == "connected" and TOKEN not in json.dumps(out["connected"])
+    assert out["stopped"]["type"] == "state" and out["stopped"]["publish"] is None
+    assert out["again"]["type"] == "state" and out["again"]["publish"] is None
+    assert out["counters"] == {"attempts": 1, "started": 1, "ended": 1}
+    assert "emolive_whip_publishing 0" in out["metrics"]
+
+
 def test_the_policy_the_url_and_the_settings():
     assert [category_of(s) for s in (401, 403, 404, 400, 415, 429, 503, 500, 502, 408, 200, 302)] == [
         "unauthorized", "unauthorized", "rejected", "rejected", "rejected", "busy", "busy", "server_error",
