@@ -6,7 +6,9 @@ ordered stream, the same audio frames interleaved with OutputImageRawFrames (RGB
 one per 1 / fps of voice). The images carry `sync_with_audio`, so the output transport shows each one
 once the voice before it has played: the audio is the clock, and a frame's pts comes from its sample
 position on the service's timeline. Between segments it sends idle frames (blinks, sway) at the frame
-rate. An interruption drops the segment at once; EmoliveEmotionFrame sets the emotion.
+rate. An interruption drops the segment at once; EmoliveEmotionFrame sets the emotion, and so do the
+expressive tags in the text frames that pass it (`<<cheerful>>`, `[[laugh]]`, `[excited]`,
+`<emotion value="sad"/>`: tags.py), from the next video frame it renders.
 """
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from loguru import logger
 from pipecat.frames.frames import (CancelFrame, EndFrame, Frame, InterruptionFrame, OutputImageRawFrame,
-                                   StartFrame, TTSAudioRawFrame, TTSStartedFrame, TTSStoppedFrame)
+                                   StartFrame, TextFrame, TTSAudioRawFrame, TTSStartedFrame, TTSStoppedFrame)
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
 from engine.emotion import EmotionError
@@ -25,6 +27,7 @@ from .avatar_engine import AvatarEngine
 from engine.emotion.request import is_sentence, read_emotion
 from .frames import EmoliveEmotionFrame
 from .segment import SpeechSegment
+from .tags import TAGS, spec_of, tag_names
 
 NS = 1_000_000_000
 
@@ -32,7 +35,8 @@ NS = 1_000_000_000
 class EmoliveVideoService(FrameProcessor):
     def __init__(self, *, avatar: str | None = None, size: int = 512, fps: int = 25, emotion: str | None = None,
                  renderer: str = "meshwarp", neural_mouth: bool = False, idle_frames: bool = True,
-                 engine: AvatarEngine | None = None, **kwargs) -> None:
+                 engine: AvatarEngine | None = None, expressive_tags: bool = True,
+                 tag_transition_ms: float = 250.0, **kwargs) -> None:
         super().__init__(**kwargs)
         self._options = dict(avatar=avatar, size=size, fps=fps, emotion=emotion, renderer=renderer,
                              neural_mouth=neural_mouth)
@@ -40,6 +44,8 @@ class EmoliveVideoService(FrameProcessor):
         self._engine = engine
         self._owns_engine = engine is None  # an engine passed in stays its owner's to close
         self._idle_frames = idle_frames
+        self._expressive_tags = expressive_tags  # read emotions from tags in passing text frames
+        self._tag_transition_ms = tag_transition_ms
         # One thread renders: the renderer is synchronous and not thread-safe, and the loop must not wait.
         self._render_thread = ThreadPoolExecutor(1, thread_name_prefix="emolive-render")
         self._segment: SpeechSegment | None = None
@@ -50,7 +56,7 @@ class EmoliveVideoService(FrameProcessor):
         self._voice_sent = False
         self._emit = asyncio.Lock()  # speech and idle frames leave in timeline order
         self._idle_task: asyncio.Task | None = None
-        self.stats = {"speech_frames": 0, "idle_frames": 0, "repeated_frames": 0, "interruptions": 0}
+        self.stats = {"speech_frames": 0, "idle_frames": 0, "repeated_frames": 0, "interruptions": 0, "tags": 0}
 
     # -- pipeline ------------------------------------------------------------
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
@@ -75,6 +81,9 @@ class EmoliveVideoService(FrameProcessor):
             await self._speak(frame)
         elif direction is FrameDirection.DOWNSTREAM and isinstance(frame, TTSStoppedFrame):
             await self._end_segment()
+            await self.push_frame(frame, direction)
+        elif self._expressive_tags and direction is FrameDirection.DOWNSTREAM and isinstance(frame, TextFrame):
+            self._read_tags(frame)
             await self.push_frame(frame, direction)
         else:
             await self.push_frame(frame, direction)
@@ -200,6 +209,25 @@ class EmoliveVideoService(FrameProcessor):
             logger.error(f"{self}: emotion {spec!r} ignored, the current emotion stays: {e}")
             return
         self._apply(target, transition_ms)
+
+    def _read_tags(self, frame: TextFrame) -> None:
+        """The frame's expressive tags, in order: names of TAGS apply now; other names go to the prompt
+        reader off the loop (it may load the sentence encoder), and apply when read."""
+        text = getattr(frame, "raw_text", None) or frame.text or ""  # raw_text: a pattern match's whole text
+        for name, open_vocabulary in tag_names(text):
+            if name in TAGS:
+                self.stats["tags"] += 1
+                self._apply(read_emotion(TAGS[name]), self._tag_transition_ms)
+            elif open_vocabulary:
+                self.create_task(self._apply_tag(name))
+
+    async def _apply_tag(self, name: str) -> None:
+        spec = await asyncio.to_thread(spec_of, name, True)
+        if spec is None:
+            logger.debug(f"{self}: tag {name!r} names no emotion; ignored")
+            return
+        self.stats["tags"] += 1
+        self._apply(read_emotion(spec), self._tag_transition_ms)
 
     def _apply(self, target, transition_ms: float) -> None:
         if self._engine is not None:  # frames reach a processor only once it has started

@@ -11,8 +11,8 @@ import pytest
 
 pytest.importorskip("pipecat", reason="the pipecat extra is not installed")
 
-from pipecat.frames.frames import (EndFrame, InterruptionFrame, OutputImageRawFrame,  # noqa: E402
-                                   TTSAudioRawFrame, TTSStartedFrame, TTSStoppedFrame)
+from pipecat.frames.frames import (EndFrame, InterruptionFrame, LLMTextFrame, OutputImageRawFrame,  # noqa: E402
+                                   TextFrame, TTSAudioRawFrame, TTSStartedFrame, TTSStoppedFrame, TTSTextFrame)
 from pipecat.pipeline.pipeline import Pipeline  # noqa: E402
 from pipecat.pipeline.worker import PipelineParams, PipelineWorker  # noqa: E402
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor  # noqa: E402
@@ -197,3 +197,61 @@ def test_speech_emotion_and_interruption(engine, grid_speech, landmarker):
     before = np.mean([smile(f) for f in images(frames[:i1], False)])
     assert np.mean([smile(f) for f in images(after, False)[-3:]]) > before + 0.1
     assert service.stats["interruptions"] == 1
+
+
+def test_expressive_tags_in_passing_text_set_the_emotion(engine, landmarker):
+    """Tags an LLM writes for an expressive TTS (<<delivery>>, [[sound]], [audio tag], Cartesia's emotion tag)
+    set the avatar's emotion as their text frame passes; the frames go on unchanged; other brackets and
+    pacing do nothing; the option turns it off. The cheerful face is re-measured on the output."""
+    service = EmoliveVideoService(engine=engine, fps=FPS)
+    seen = {}
+
+    def target():
+        t = service.emotion["target"]
+        return {k: round(v, 3) for k, v in t["mixture"].items()}, round(t["intensity"], 3)
+
+    async def send(worker, sink, frame, idle_after=0):
+        await worker.queue_frame(frame)
+        await sink.wait_for(lambda fr: frame in fr and count(fr, OutputImageRawFrame, after=frame) >= idle_after)
+        return target()
+
+    async def script(worker, sink):
+        seen["calm"] = await send(worker, sink, TextFrame("<emotion value='calm'/> Hello."), idle_after=10)
+        seen["calm_frames"] = images(sink.frames, False)[-3:]
+        cheerful = TTSTextFrame("<<cheerful>> Good to see you again!", "sentence")
+        seen["cheerful"] = await send(worker, sink, cheerful, idle_after=15)  # 250 ms transition: 6 frames
+        seen["cheerful_frames"] = images(sink.frames, False)[-3:]
+        seen["passed"] = cheerful in sink.frames and cheerful.text == "<<cheerful>> Good to see you again!"
+        seen["not_tags"] = await send(worker, sink, LLMTextFrame("See note [1], <<slow: 4821>> and ^^this^^."))
+        seen["sigh"] = await send(worker, sink, LLMTextFrame("Oh well [[sigh]]"))
+        seen["audio_tag"] = await send(worker, sink, TextFrame("[surprised] Really?"))
+        seen["two"] = await send(worker, sink, TextFrame("<<angry>> No! <emotion value=\"scared\"/> Wait."))
+
+    asyncio.run(run(service, script))
+    assert seen["calm"][0] == {"neutral": 1.0}
+    assert seen["cheerful"] == ({"happy": 1.0}, 0.7) and seen["passed"]
+    assert seen["not_tags"] == seen["cheerful"]  # "[1]", pacing and emphasis name no emotion
+    assert seen["sigh"] == ({"sad": 1.0}, 0.4)
+    assert seen["audio_tag"] == ({"surprised": 1.0}, 0.8)
+    assert seen["two"] == ({"fear": 1.0}, 0.8)  # in order: the last tag of a frame holds
+    assert service.stats["tags"] == 6
+
+    def smile(f):
+        return blendshape(landmarker, f, "mouthSmileLeft") + blendshape(landmarker, f, "mouthSmileRight")
+
+    before = np.mean([smile(f) for f in seen["calm_frames"]])
+    assert np.mean([smile(f) for f in seen["cheerful_frames"]]) > before + 0.1
+
+    off = EmoliveVideoService(engine=engine, fps=FPS, expressive_tags=False)
+    kept = {}
+
+    async def untouched(worker, sink):
+        await sink.wait_for(lambda fr: len(images(fr, False)) >= 1)
+        kept["before"] = off.emotion["target"]
+        tagged = TextFrame("<<cheerful>> [[laugh]]")
+        await worker.queue_frame(tagged)
+        await sink.wait_for(lambda fr: tagged in fr)
+        kept["after"] = off.emotion["target"]
+
+    asyncio.run(run(off, untouched))
+    assert kept["after"] == kept["before"] and off.stats["tags"] == 0
