@@ -14,7 +14,10 @@
    class, and the Face Landmarker's blendshapes re-detected on the frame
    (../shared's .task, for measuring only) for the coefficients each emotion moves most.
 
-    OMP_NUM_THREADS=1 .venv/bin/python scripts/nerf/proof.py build/nerf/grid_s1_small [--out FILE]
+With `--diffusion DIR` (a diffusion bundle of the same person, trained on the same clips), the `diffusion`
+renderer (product path, its default steps) is scored in 1 and 2 on the same frames and states.
+
+    OMP_NUM_THREADS=1 .venv/bin/python scripts/nerf/proof.py build/nerf/grid_s1_small [--diffusion DIR] [--out FILE]
 """
 from __future__ import annotations
 
@@ -44,38 +47,39 @@ from engine.types import FaceState  # noqa: E402
 FACE_RES = 96  # the diffusion renderer's `small` crop
 
 
-def reconstruction(b, nerf, mw, clips) -> dict:
-    """Scores in the diffusion renderer's face box, on the stabilised real frames of the held-out clips."""
+def reconstruction(b, renderers: dict, clips) -> dict:
+    """Scores in the diffusion renderer's face box, on the stabilised real frames of the held-out clips, for
+    each renderer (name -> renderer) on the same tracked states."""
     box = face_box(b.avatar.landmarks, b.avatar.size, FACE_RES)
     mouth = mouth_box(b.avatar.landmarks, box)
     cache = REPO / "build" / "diffusion" / "cache" / cache_key(b.avatar, box)
-    rows = {"nerf": [], "meshwarp": []}
+    rows = {name: [] for name in renderers}
     for v in tqdm(clips, desc="reconstruction"):
         c = clip_data(v, b.avatar, hint_renderer(b.avatar), box, cache)
         for k, st in zip(np.flatnonzero(c.found), [s for s, f in zip(c.states(), c.found) if f]):
             real = c.target[k]
-            rows["nerf"].append(scores(box.cut(nerf.render(st)), real, mouth))
-            rows["meshwarp"].append(scores(box.cut(mw.render(st)), real, mouth))
+            for name, r in renderers.items():
+                rows[name].append(scores(box.cut(r.render(st)), real, mouth))
     return {k: mean_scores(v) for k, v in rows.items()} | {"frames": len(rows["nerf"]), "crop": box.to_dict()}
 
 
-def audio_driven(nerf, mw, clips) -> dict:
+def audio_driven(renderers: dict, clips) -> dict:
     from engine.audio import read_audio_file
     from engine.measure import read_video_rgb
     from engine.speech_render import speech_states
 
     det = Redetect()
-    out = {"nerf": [], "meshwarp": [], "clips": []}
+    out = {name: [] for name in renderers} | {"clips": []}
     for v in tqdm(clips, desc="audio-driven"):
         samples, rate = read_audio_file(v)
         states = list(speech_states(samples[: 3 * rate], rate))
         frames, _ = read_video_rgb(v)
         n = min(len(states), len(frames))
         real = [det.mouth(f) for f in frames[:n]]
-        out["nerf"].append(corr([det.mouth(nerf.render(s)) for s in states[:n]], real))
-        out["meshwarp"].append(corr([det.mouth(mw.render(s)) for s in states[:n]], real))
+        for name, r in renderers.items():
+            out[name].append(corr([det.mouth(r.render(s)) for s in states[:n]], real))
         out["clips"].append(v.stem)
-    out["mean"] = {k: float(np.nanmean(out[k])) for k in ("nerf", "meshwarp")}
+    out["mean"] = {k: float(np.nanmean(out[k])) for k in renderers}
     return out
 
 
@@ -120,6 +124,8 @@ def main(argv=None) -> int:
     ap.add_argument("--clips", nargs="*", default=None, help="GRID s1 clip names (default: the bundle's held-out)")
     ap.add_argument("--skip", nargs="*", default=[], choices=("reconstruction", "audio", "emotions"))
     ap.add_argument("--out", default=None, help="JSON output (default BUNDLE/proof.json)")
+    ap.add_argument("--diffusion", default=None, help="a diffusion bundle of the same person, scored on the same "
+                    "frames and states (reconstruction and audio-driven)")
     a = ap.parse_args(argv)
     sd = shared_dir()
     if sd is None:
@@ -129,13 +135,18 @@ def main(argv=None) -> int:
     clips = [sd / "data" / "grid" / "s1" / f"{n}.mp4" for n in names]
     nerf = create("nerf", None, bundle=a.bundle, device="cpu")
     mw = create("meshwarp", b.avatar)
+    renderers = {"nerf": nerf, "meshwarp": mw}
+    if a.diffusion:
+        renderers["diffusion"] = create("diffusion", None, bundle=a.diffusion, device="cpu")
+    if any(r.name != name for name, r in renderers.items()):  # a renderer that fell back would score meshwarp
+        raise SystemExit(f"a renderer fell back: {[(n, r.name) for n, r in renderers.items()]}")
     t0 = time.perf_counter()
     res = {"bundle": str(a.bundle), "clips": names, "report": json.loads((Path(a.bundle) / "report.json").read_text())
            .get("heldout")}
     if "reconstruction" not in a.skip:
-        res["reconstruction_face_box"] = reconstruction(b, nerf, mw, clips)
+        res["reconstruction_face_box"] = reconstruction(b, renderers, clips)
     if "audio" not in a.skip:
-        res["audio_driven"] = audio_driven(nerf, mw, clips)
+        res["audio_driven"] = audio_driven(renderers, clips)
     if "emotions" not in a.skip:
         res["emotions"] = emotions(nerf, mw)
     res["seconds"] = round(time.perf_counter() - t0)
