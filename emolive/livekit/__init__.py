@@ -5,5 +5,6 @@ Only this package imports LiveKit: the rest of emolive runs without it.
 from .avatar import AvatarSession
 from .emotion_specs import EMOTION_ATTRIBUTE
 from .generator import EmoliveVideoGenerator
+from .load import avatar_load
 
-__all__ = ["EMOTION_ATTRIBUTE", "AvatarSession", "EmoliveVideoGenerator"]
+__all__ = ["EMOTION_ATTRIBUTE", "AvatarSession", "EmoliveVideoGenerator", "avatar_load"]

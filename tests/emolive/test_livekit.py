@@ -366,3 +366,29 @@ def test_room_publishes_the_avatar(lk_parts):
         return sizes
 
     assert run(main()) == [(SIZE, SIZE)] * 10
+
+
+def test_avatar_load_counts_the_jobs_and_the_cpu(monkeypatch):
+    """The load reported to LiveKit's dispatch: jobs over the avatars a worker holds, or the CPU if higher."""
+    import emolive.livekit.load as load_module
+    from emolive.livekit import avatar_load
+    from livekit.agents import Worker
+
+    assert isinstance(Worker.active_jobs, property)  # what the load reads on LiveKit's worker
+    cpu = iter([5.0, 10.0, 10.0, 90.0, 10.0, 0.0, 0.0])  # psutil.cpu_percent: each start, then one per call
+    monkeypatch.setattr(load_module.psutil, "cpu_percent", lambda interval=None: next(cpu))
+
+    class FakeWorker:
+        active_jobs: list = []
+
+    w = FakeWorker()
+    load = avatar_load(3)
+    assert load(w) == pytest.approx(0.10)  # no job: the CPU
+    w.active_jobs = ["a", "b"]
+    assert load(w) == pytest.approx(2 / 3)  # two of three avatars, the CPU at 10 %
+    assert load(w) == pytest.approx(0.90)  # something else loads the machine
+    w.active_jobs = ["a", "b", "c", "d"]
+    assert load(w) == 1.0
+    assert avatar_load(2, cpu=False)(w) == 1.0 and avatar_load(8, cpu=False)(w) == 0.5
+    with pytest.raises(ValueError):
+        avatar_load(0)
