@@ -68,8 +68,8 @@ def load_rest_geometry(path: Path = ASSET) -> RestGeometry | None:
             feats = tuple(str(n) for n in z["features"])
             w = z["weights"].astype(np.float64)
             lo, hi = z["lo"].astype(np.float64), z["hi"].astype(np.float64)
-        if w.shape != (len(feats), NUM_LANDMARKS * 3) or lo.shape != hi.shape != (len(feats),):
-            raise ValueError(f"weights {w.shape} for {len(feats)} features")
+        if w.shape != (len(feats), NUM_LANDMARKS * 3) or lo.shape != (len(feats),) or hi.shape != (len(feats),):
+            raise ValueError(f"weights {w.shape}, ranges {lo.shape} / {hi.shape} for {len(feats)} features")
         if not np.all(np.isfinite(w)):
             raise ValueError("non-finite weights")
     except (OSError, KeyError, ValueError) as e:

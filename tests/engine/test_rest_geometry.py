@@ -36,8 +36,13 @@ def test_a_malformed_model_is_refused_with_a_warning(tmp_path, caplog):
     bad = RestGeometry(features=EXPRESSION[:3], weights=np.zeros((3, 10)), lo=np.zeros(3), hi=np.ones(3))
     path = tmp_path / "rest.npz"
     save(path, bad, meta="wrong shape")
+    ranges = tmp_path / "ranges.npz"
+    good = load_rest_geometry()
+    save(ranges, RestGeometry(features=good.features, weights=good.weights, lo=good.lo[:-1], hi=good.hi),
+         meta="ranges one short")
     with caplog.at_level(logging.WARNING):
         assert load_rest_geometry(path) is None
+        assert load_rest_geometry(ranges) is None
         assert load_rest_geometry(tmp_path / "missing.npz") is None
     assert "unusable" in caplog.text
     assert ASSET.exists()
