@@ -32,7 +32,8 @@ Diagnostics: "model_output" = mouth_open_proxy of the rendered face states (befo
 an unsynchronised null per set; and, as a reference outside the unseen-voice means, ten GRID
 s1 clips that train.py keeps out of training (set "s1ref").
 
-Heavy steps are cached under build/lipeval/ (renders keyed by the ONNX model's and the warp's hashes).
+Heavy steps are cached under build/lipeval/ (renders keyed by the ONNX model's, the warp's and the rest shape's
+hashes).
 
     .venv/bin/python scripts/audio/eval_lips.py [--clips talking grid cremad s1ref] [--json OUT] [--markdown OUT]
         [--neural-mouth]
@@ -208,11 +209,13 @@ def model_hash() -> str:
 
 
 def render_key(neural_mouth: bool) -> str:
-    """The render cache's folder: the audio model's hash, the warp's source, and the neural mouth's
-    when it draws the frames."""
+    """The render cache's folder: the audio model's hash, the warp's source and the avatar's rest shape model,
+    and the neural mouth's when it draws the frames."""
     import engine.renderers.meshwarp as warp
+    from engine.avatar.rest_geometry import ASSET as REST_ASSET
 
-    key = f"{model_hash()}+warp{hashlib.sha256(Path(warp.__file__).read_bytes()).hexdigest()[:8]}"
+    warp_bytes = Path(warp.__file__).read_bytes() + Path(REST_ASSET).read_bytes()
+    key = f"{model_hash()}+warp{hashlib.sha256(warp_bytes).hexdigest()[:8]}"
     if not neural_mouth:
         return key
     from engine.neural_mouth.runtime import ONNX_PATH as MOUTH_ONNX
