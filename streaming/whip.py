@@ -20,7 +20,7 @@ from aiohttp import web
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.sdp import candidate_from_sdp
 
-from .app_common import BUDGET, CONFIG, COUNTERS, fail, guard, origin_ok, over_session_budget, read_offer_body
+from .app_common import BUDGET, CONFIG, COUNTERS, INPUT, fail, guard, origin_ok, over_session_budget, read_offer_body
 from .encoders import install_tuned_encoder
 from .fanout import Fanout
 from .runner import SessionRunner
@@ -71,13 +71,15 @@ def setup(app: web.Application) -> None:
     app[WHIP] = {}
     app[CLOSING] = set()
     add_routes(app, whip_post=whip_post, whip_delete=whip_delete, whip_patch=whip_patch, whep_post=whep_post,
-               whep_head=whep_head, whep_delete=whep_delete)
+               whep_head=whep_head, whep_delete=whep_delete, whep_default=whep_default)
 
 
 def add_routes(app: web.Application, *, whip_post, whip_delete, whip_patch, whep_post, whep_head,
-               whep_delete) -> None:
+               whep_delete, whep_default) -> None:
     """The WHIP/WHEP routes (the same paths for the server and the front, which relays them)."""
     app.router.add_post("/whip", whip_post)
+    app.router.add_post("/whep", whep_default)
+    app.router.add_route("OPTIONS", "/whep", preflight)
     app.router.add_route("OPTIONS", "/whip", preflight)
     app.router.add_delete("/whip/{sid}", whip_delete)
     app.router.add_patch("/whip/{sid}", whip_patch)
@@ -243,6 +245,29 @@ async def whip_patch(request: web.Request) -> web.Response:
 
 
 # -- WHEP: the avatar out --------------------------------------------------------------------------
+async def whep_default(request: web.Request) -> web.Response:
+    """POST /whep: a session voiced by the server's own input (--audio, --mic), opened for this player, so a
+    WHEP client (OBS's WHEP source, a player) needs one fixed URL. Its resource is the session
+    (`Location: /session/ID`, DELETE ends it); others watch it at /whep/ID (the `Link`)."""
+    app = request.app
+    if (denied := guard(request)) is not None:
+        return denied
+    if app[INPUT].kind == "browser":
+        return fail(404, "no_session", "this server takes each session's voice from its client: play a session "
+                    "by its id (/whep/ID), or serve with --audio FILE or --mic to play the server's own voice at "
+                    "/whep")
+    sdp = await _read_sdp(request)
+    if isinstance(sdp, web.Response):
+        return sdp
+    opened = await open_session(request, sdp)  # the avatar and the server's voice go to this player
+    if isinstance(opened, web.Response):
+        return _with_retry_after(opened)
+    share(app, opened)
+    sid = opened.runner.id
+    return _sdp_response(opened.answer_sdp, f"/session/{sid}", app[WHIP][sid].etag,
+                         [f'</whep/{sid}>; rel="{REL_WHEP}"', f'</ws?session={sid}>; rel="{REL_CONTROL}"'])
+
+
 async def whep_post(request: web.Request) -> web.Response:
     app = request.app
     if (denied := guard(request)) is not None:
@@ -362,7 +387,7 @@ def _session_closed(app: web.Application, sid: str) -> None:
 async def preflight(request: web.Request) -> web.Response:
     """OPTIONS: what the resource accepts, and CORS for origins the server allows."""
     path = request.path
-    collection = path == "/whip" or (path.startswith("/whep/") and path.count("/") == 2)
+    collection = path in ("/whip", "/whep") or (path.startswith("/whep/") and path.count("/") == 2)
     headers = {"Allow": "OPTIONS, POST" if collection else "OPTIONS, DELETE, PATCH" if path.startswith("/whip/")
                else "OPTIONS, DELETE"}
     if collection:

@@ -121,14 +121,17 @@ class WhepViewer:
                     self.audio.append(pcm.reshape(-1, chans).mean(axis=1).astype(np.float32) / 32768)
 
     async def play(self, server, sid, headers=None):
-        """POST a receive-only offer to /whep/SID; `status` and `location` say how it was answered."""
+        """POST a receive-only offer to /whep/SID (sid None: /whep); `status`, `location` and `links` say how it
+        was answered."""
         self.pc.addTransceiver("audio", direction="recvonly")
         self.pc.addTransceiver("video", direction="recvonly")
         await self.pc.setLocalDescription(await self.pc.createOffer())
-        async with server.http.post(f"{server.url}/whep/{sid}", data=self.pc.localDescription.sdp,
+        path = "/whep" if sid is None else f"/whep/{sid}"
+        async with server.http.post(f"{server.url}{path}", data=self.pc.localDescription.sdp,
                                     headers={**SDP, **(headers or {})}) as r:
             self.answer = await r.text()
             self.status, self.location = r.status, r.headers.get("Location")
+            self.links = r.headers.getall("Link", [])
         if self.status == 201:
             await self.pc.setRemoteDescription(RTCSessionDescription(sdp=self.answer, type="answer"))
         return self

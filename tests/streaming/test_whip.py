@@ -182,3 +182,42 @@ def test_whep_viewers_draw_on_the_clients_session_budget(parts, speech_wav):  # 
 
     status, statuses = asyncio.run(scenario())
     assert status == 201 and statuses == [201, 201, 429]  # the publisher's session took the first token
+
+
+def test_whep_alone_plays_a_session_voiced_by_the_servers_own_input(parts, speech_wav):  # noqa: F811
+    """POST /whep (no session): with --audio, a session voiced by the file opens for the player, others watch
+    it at /whep/ID, DELETE on its Location ends it; a server whose voices come from its clients says why not."""
+    async def scenario():
+        out = {}
+        async with Server(parts) as browser_input:
+            v = await WhepViewer().play(browser_input, None)
+            out["browser"] = (v.status, v.answer, len(browser_input.sessions))
+            await v.close()
+        async with Server(parts, audio=str(speech_wav), audio_loop=True) as server:
+            first = await WhepViewer().play(server, None)
+            out["first"] = (first.status, first.location, " ".join(first.links))
+            sid = first.location.rsplit("/", 1)[1]
+            await until(lambda: first.frames["video"] >= 25 and first.loudest > 0.05,
+                        "the player gets the avatar and the server's voice", [first])
+            second = await WhepViewer().play(server, sid)
+            out["second"] = (second.status, second.location)
+            await until(lambda: second.frames["video"] >= 10, "another player watches the same session", [second])
+            out["sessions"] = len(server.sessions)
+            async with server.http.delete(server.url + first.location) as r:
+                out["deleted"] = r.status
+            await asyncio.gather(*server.app[whip.CLOSING])
+            out["left"] = len(server.sessions)
+            for v in (first, second):
+                await v.close()
+        return out
+
+    out = asyncio.run(scenario())
+    status, answer, opened = out["browser"]
+    assert status == 404 and "no_session" in answer and "--audio" in answer and opened == 0
+    status, location, links = out["first"]
+    assert status == 201 and location.startswith("/session/"), out["first"]
+    sid = location.rsplit("/", 1)[1]
+    assert f'</whep/{sid}>; rel="urn:emolive:whep"' in links and f"</ws?session={sid}>" in links
+    assert out["second"][0] == 201 and out["second"][1].startswith(f"/whep/{sid}/")
+    assert out["sessions"] == 1  # the second player watches the first's session, rendered once
+    assert out["deleted"] == 200 and out["left"] == 0
