@@ -1,6 +1,7 @@
 """`emolive camera`: a session's avatar as a virtual webcam, so that it appears in Zoom, Meet or Teams.
 
-It plays the session through WHEP (`POST /whep/ID`, the session opened with WHIP) and hands every
+It plays the session through WHEP (`POST /whep/ID`, the session opened with WHIP; without `--session`,
+`POST /whep`: a session of its own on a server whose voice is its own, `--mic` or `--audio`) and hands every
 decoded frame to a pyvirtualcam camera: v4l2loopback on Linux (load the module first:
 `sudo modprobe v4l2loopback exclusive_caps=1 card_label=emolive`), OBS Virtual Camera on Windows and
 macOS. With `--audio-device`, the avatar's voice plays on that output device (a virtual audio cable to
@@ -30,7 +31,8 @@ class CameraError(RuntimeError):
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="emolive camera", description="Play a session's avatar into a virtual webcam.")
     p.add_argument("--url", default="http://127.0.0.1:8080", help="server base URL")
-    p.add_argument("--session", required=True, help="a session opened with WHIP (the ID in its /whep/ID link)")
+    p.add_argument("--session", help="a session opened with WHIP (the ID in its /whep/ID link); default: a session "
+                   "of the camera's own, on a server started with --mic or --audio (POST /whep)")
     p.add_argument("--token", help="bearer token, if the server requires one")
     p.add_argument("--device", help="virtual camera device (e.g. /dev/video10); default: the first one found")
     p.add_argument("--backend", help="pyvirtualcam backend (v4l2loopback, obs, unitycapture); default: any")
@@ -82,7 +84,7 @@ class AudioOut:
         self.stream.close()
 
 
-async def play(url: str, session: str, *, token: str | None = None, device: str | None = None,
+async def play(url: str, session: str | None, *, token: str | None = None, device: str | None = None,
                backend: str | None = None, audio_device: str | None = None, seconds: float | None = None,
                frames: int | None = None) -> int:
     """Play the session into the camera until `seconds` or `frames` (None: until cancelled); the frames sent."""
@@ -94,8 +96,10 @@ async def play(url: str, session: str, *, token: str | None = None, device: str 
 
     pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
     pc.addTransceiver("video", direction="recvonly")
-    if audio_device is not None:
+    if audio_device is not None or session is None:  # a session opened by POST /whep needs its voice's m-line
         pc.addTransceiver("audio", direction="recvonly")
+    path, what = ("/whep", "the server's own session") if session is None else \
+        (f"/whep/{session}", f"session {session!r}")
     tracks: dict = {}
     arrived = asyncio.Event()
 
@@ -110,11 +114,11 @@ async def play(url: str, session: str, *, token: str | None = None, device: str 
         await pc.setLocalDescription(await pc.createOffer())
         async with aiohttp.ClientSession() as http:
             try:
-                async with http.post(f"{url.rstrip('/')}/whep/{session}", data=pc.localDescription.sdp,
+                async with http.post(f"{url.rstrip('/')}{path}", data=pc.localDescription.sdp,
                                      headers=headers) as r:
                     body = await r.text()
                     if r.status != 201:
-                        raise CameraError(f"the server refused to play session {session!r}: {r.status} {body[:200]}")
+                        raise CameraError(f"the server refused to play {what}: {r.status} {body[:200]}")
                     resource = r.headers.get("Location")
             except aiohttp.ClientError as e:
                 raise CameraError(f"cannot reach {url}: {e}") from None
@@ -142,7 +146,7 @@ async def play(url: str, session: str, *, token: str | None = None, device: str 
                     try:
                         await asyncio.wait_for(arrived.wait(), 30)
                     except asyncio.TimeoutError:
-                        raise CameraError(f"no video from session {session!r} within 30 s") from None
+                        raise CameraError(f"no video from {what} within 30 s") from None
                     arrived.clear()
                 while (end is None or loop.time() < end) and (frames is None or sent < frames):
                     try:
@@ -156,8 +160,7 @@ async def play(url: str, session: str, *, token: str | None = None, device: str 
                         except (RuntimeError, KeyError) as e:
                             raise CameraError(f"no virtual camera: {str(e).splitlines()[0] if str(e) else e} "
                                               "(on Linux: sudo modprobe v4l2loopback exclusive_caps=1)") from None
-                        log.info("playing session %s into %s (%dx%d)", session[:8], cam.device, rgb.shape[1],
-                                 rgb.shape[0])
+                        log.info("playing %s into %s (%dx%d)", what, cam.device, rgb.shape[1], rgb.shape[0])
                     cam.send(np.ascontiguousarray(rgb))
                     sent += 1
             finally:

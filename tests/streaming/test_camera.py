@@ -57,6 +57,27 @@ def test_the_avatar_reaches_the_virtual_camera(parts, speech_wav):  # noqa: F811
     assert left == 0  # the camera's viewer is deleted when it stops
 
 
+def test_without_a_session_the_camera_plays_the_servers_own_voice(parts, speech_wav):  # noqa: F811
+    """No --session: POST /whep opens a session of the camera's own on a server voiced by a file; stopping
+    ends it. A server whose voices come from its clients says so in one line."""
+    RecordingCamera.frames = []
+
+    async def scenario():
+        async with Server(parts, audio=str(speech_wav), audio_loop=True) as server:
+            sent = await play(server.url, None, backend="recording", frames=20)
+            await asyncio.gather(*server.app[whip.CLOSING])
+            left = len(server.sessions)
+        async with Server(parts) as browser_input:
+            with pytest.raises(CameraError, match="own session: 404 .*--audio"):
+                await play(browser_input.url, None, backend="recording", frames=1)
+        return sent, left
+
+    sent, left = asyncio.run(scenario())
+    assert sent == 20 and len(RecordingCamera.frames) == 20
+    assert max(float(f.std()) for f in RecordingCamera.frames) > 10
+    assert left == 0  # the camera's session ends with it
+
+
 def test_no_camera_and_no_session_are_one_clear_line(parts, capsys):  # noqa: F811
     async def scenario():
         async with Server(parts) as server:
