@@ -4,7 +4,8 @@ Run:  .venv/bin/python benchmarks/bench_livekit_avatar.py [--avatars 1 2] [--sec
           [--size 512] [--fps 25] [--runs 3] [--audio WAV] [--json OUT]
 
 Each avatar is an EmoliveVideoGenerator (the real engine: audio model, emotion and idle layers, meshwarp)
-fed real speech as 20 ms rtc.AudioFrames at 24 kHz, at real-time pace and up to 0.3 s ahead, as an agent's
+fed the benches' real speech (a LibriSpeech clip from ../shared, profiler.environment) as 20 ms
+rtc.AudioFrames at 24 kHz, at real-time pace and up to 0.3 s ahead, as an agent's
 QueueAudioOutput does, and read at real-time pace as AvatarRunner's synchroniser reads it (each video frame
 taken when it is due). Measured after the warm-up: the process's CPU time (every thread) over the wall time,
 in % of one core, per avatar; the video frames yielded per second per avatar; the frames it was late for
@@ -35,19 +36,18 @@ RATE, CHUNK = 24_000, 480
 AHEAD_S = 0.3
 
 
-def speech(path: str | None) -> np.ndarray:
-    """int16 mono at RATE: the given file, or the default LibriSpeech clip in ../shared."""
+def speech(path: str | None) -> tuple[np.ndarray, str]:
+    """int16 mono at RATE of the benches' speech (profiler.environment.speech_file), and what it is."""
+    import tempfile
+
     from engine.audio.io import read_audio_file
     from engine.audio.resample import resample
-    from engine.measure import shared_dir
+    from profiler.environment import speech_file
 
-    if path is None:
-        sd = shared_dir()
-        if sd is None:
-            raise SystemExit("no --audio and ../shared not present")
-        path = str(sorted((sd / "data" / "speech" / "librispeech").glob("*.wav"))[0])
-    pcm, rate = read_audio_file(path)
-    return (np.clip(resample(pcm, rate, RATE), -1, 1) * 32767).astype(np.int16)
+    with tempfile.TemporaryDirectory() as tmp:
+        file, what = speech_file(path, Path(tmp))
+        pcm, rate = read_audio_file(file)
+    return (np.clip(resample(pcm, rate, RATE), -1, 1) * 32767).astype(np.int16), what
 
 
 async def feed(gen, pcm: np.ndarray, t0: float, stop: asyncio.Event) -> None:
@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     from streaming.parts import real_parts
 
     parts = real_parts(fps=args.fps, size=args.size)
-    pcm = speech(args.audio)
+    pcm, what = speech(args.audio)
     load0 = os.getloadavg()
     runs = []
     for n in args.avatars:
@@ -145,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
                       "max_cpu_pct_per_avatar": max(r["cpu_pct_per_avatar"] for r in mine),
                       "min_fps": min(min(r["fps_per_avatar"]) for r in mine),
                       "late_frames": sum(sum(r["late_frames"]) for r in mine)}
-    out = {"size": args.size, "fps": args.fps, "seconds": args.seconds, "warmup": args.warmup,
+    out = {"size": args.size, "fps": args.fps, "seconds": args.seconds, "warmup": args.warmup, "speech": what,
            "load_before": [round(x, 2) for x in load0], "load_after": [round(x, 2) for x in load1],
            "runs": runs, "summary": summary}
     print(json.dumps({"summary": summary, "load": [out["load_before"][0], out["load_after"][0]]}))

@@ -23,15 +23,17 @@ DEFAULT_PATH = Path(__file__).resolve().parent / "assets" / "rig.npz"
 RIGID_LANDMARKS = (33, 263, 133, 362, 168, 6, 197, 195, 127, 356, 234, 454, 10, 151)
 
 
-def rigid_align(pts: np.ndarray, reference: np.ndarray, idx=RIGID_LANDMARKS) -> np.ndarray:
-    """`pts` moved by the rotation + translation (no scale) that best maps its `idx` onto `reference`'s."""
+def rigid_align(pts: np.ndarray, reference: np.ndarray, idx=RIGID_LANDMARKS, scale: bool = False) -> np.ndarray:
+    """`pts` moved by the rotation + translation (and, with `scale`, the uniform scale) that best maps its
+    `idx` onto `reference`'s."""
     p = np.asarray(pts, np.float64)
     a, b = p[list(idx)], np.asarray(reference, np.float64)[list(idx)]
     ca, cb = a.mean(0), b.mean(0)
-    u, _, vt = np.linalg.svd((a - ca).T @ (b - cb))
-    d = np.sign(np.linalg.det(u @ vt))
-    r = u @ np.diag([1.0, 1.0, d]) @ vt
-    return (p - ca) @ r + cb
+    u, s, vt = np.linalg.svd((a - ca).T @ (b - cb))
+    d = np.array([1.0, 1.0, np.sign(np.linalg.det(u @ vt))])
+    r = u @ np.diag(d) @ vt
+    k = float((s * d).sum() / ((a - ca) ** 2).sum()) if scale else 1.0
+    return (p - ca) @ r * k + cb
 
 
 class Rig:

@@ -27,7 +27,7 @@ from .avatar_engine import AvatarEngine
 from engine.emotion.request import is_sentence, read_emotion
 from .frames import EmoliveEmotionFrame
 from .segment import SpeechSegment
-from .tags import TAGS, spec_of, tag_names
+from .tags import TAGS, tag_names, target_of
 
 NS = 1_000_000_000
 
@@ -216,18 +216,20 @@ class EmoliveVideoService(FrameProcessor):
         text = getattr(frame, "raw_text", None) or frame.text or ""  # raw_text: a pattern match's whole text
         for name, open_vocabulary in tag_names(text):
             if name in TAGS:
-                self.stats["tags"] += 1
-                self._apply(read_emotion(TAGS[name]), self._tag_transition_ms)
+                self._apply_tag(target_of(name, False))
             elif open_vocabulary:
-                self.create_task(self._apply_tag(name))
+                self.create_task(self._read_tag(name))
 
-    async def _apply_tag(self, name: str) -> None:
-        spec = await asyncio.to_thread(spec_of, name, True)
-        if spec is None:
+    async def _read_tag(self, name: str) -> None:
+        target = await asyncio.to_thread(target_of, name, True)
+        if target is None:
             logger.debug(f"{self}: tag {name!r} names no emotion; ignored")
             return
+        self._apply_tag(target)
+
+    def _apply_tag(self, target) -> None:
         self.stats["tags"] += 1
-        self._apply(read_emotion(spec), self._tag_transition_ms)
+        self._apply(target, self._tag_transition_ms)
 
     def _apply(self, target, transition_ms: float) -> None:
         if self._engine is not None:  # frames reach a processor only once it has started

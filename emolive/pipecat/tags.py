@@ -72,16 +72,16 @@ def tag_names(text: str) -> list[tuple[str, bool]]:
     return [(name, open_vocabulary) for _, name, open_vocabulary in sorted(found)]
 
 
-def spec_of(name: str, open_vocabulary: bool) -> str | None:
-    """The emolive spec of one tag, or None when it names no emotion (pacing, a sound like a cough)."""
+def target_of(name: str, open_vocabulary: bool):
+    """The emotion target (engine.emotion.EmotionTarget) one tag names, or None when it names none (pacing, a
+    sound like a cough). Names outside TAGS may load the sentence encoder: read them off the event loop."""
+    from engine.emotion.target import parse_spec
+
     if name in TAGS:
-        return TAGS[name]
+        return parse_spec(TAGS[name])
     if not open_vocabulary:
         return None
     from engine.emotion.prompt import parse_prompt
 
     target = parse_prompt(name)
-    if target.confidence < PROMPT_CONFIDENCE:
-        return None
-    mix = "+".join(f"{e}:{w:.3f}" for e, w in target.mixture.items())
-    return f"{mix}@{target.intensity:.3f}" if target.intensity > 0 else "neutral"
+    return target if target.confidence >= PROMPT_CONFIDENCE else None

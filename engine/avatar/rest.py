@@ -59,8 +59,7 @@ def rest_offset(landmarks: np.ndarray, rest: np.ndarray, rig=None) -> np.ndarray
     from ..rig import load_rig
     from .rest_geometry import features_of, load_rest_geometry, lower_weight
 
-    basis = (rig or load_rig()).basis
-    undo = -(np.asarray(rest, np.float64) @ basis.reshape(basis.shape[0], -1)).reshape(-1, 3)
+    undo = -(rig or load_rig()).displacements(rest).astype(np.float64)
     model = load_rest_geometry()
     if model is None or not np.any(rest):
         # A photo with no measurable rest expression is left as it is (the learned model would move a

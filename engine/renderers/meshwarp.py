@@ -111,6 +111,24 @@ def _seal_lips(lm: np.ndarray, frame) -> np.ndarray:
     return out
 
 
+# The lip rows with the share of a column's gap each moves by when the lips close (y grows down: the lower
+# lip moves up, +, the upper lip down, -): the inner rows first, the upper lip's outer rows least.
+_LIP_UP, _LIP_LO = np.array(UPPER_LIP_ROWS[0]), np.array(LOWER_LIP_ROWS[0])
+_LIP_ROWS = [(np.array(r), s) for r, s in zip(LOWER_LIP_ROWS, LOWER_ROW_SHARE)] \
+    + [(np.array(r), -s) for r, s in zip(UPPER_LIP_ROWS, UPPER_ROW_SHARE)]
+
+
+def _lip_gap(pts: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Per lip column, corner to corner: the inner-lip gap along the face's y (negative where lips cross)."""
+    return (pts[_LIP_LO] - pts[_LIP_UP]) @ y
+
+
+def _move_lips(d: np.ndarray, gap: np.ndarray, y: np.ndarray) -> None:
+    """Close each column of the lips by `gap` (negative: part them), in place on `d`."""
+    for row, row_share in _LIP_ROWS:
+        d[row] -= (row_share * gap)[:, None] * y
+
+
 def _uncross_lips(lm: np.ndarray, frame) -> np.ndarray:
     """Displacement (478, 3) that parts lips which cross over each other until they just meet.
 
@@ -120,12 +138,8 @@ def _uncross_lips(lm: np.ndarray, frame) -> np.ndarray:
     mouthClose uses to bring them together (the lower lip more, the upper lip's inner rows most).
     """
     y = frame.axes[:, 1]
-    up, lo = np.array(UPPER_LIP_ROWS[0]), np.array(LOWER_LIP_ROWS[0])
-    cross = np.maximum(-((lm[lo] - lm[up]) @ y), 0.0)  # per column, corner to corner
     out = np.zeros_like(lm)
-    for rows, shares, sign in ((LOWER_LIP_ROWS, LOWER_ROW_SHARE, 1.0), (UPPER_LIP_ROWS, UPPER_ROW_SHARE, -1.0)):
-        for row, share in zip(rows, shares):
-            out[np.array(row)] += sign * share * cross[:, None] * y
+    _move_lips(out, np.minimum(_lip_gap(lm, y), 0.0), y)
     return out
 
 
@@ -249,9 +263,6 @@ class MeshWarpRenderer:
             # mouthClose is drawn by closing the gap the other coefficients open (deform), not by its rig
             # column: that column is a fixed 0.06 eye-distance lip travel, far less than a jaw's opening.
             basis_px[self._close] = 0.0
-        self._lip_up, self._lip_lo = np.array(UPPER_LIP_ROWS[0]), np.array(LOWER_LIP_ROWS[0])
-        self._lip_rows = [(np.array(r), s) for r, s in zip(LOWER_LIP_ROWS, LOWER_ROW_SHARE)] \
-            + [(np.array(r), -s) for r, s in zip(UPPER_LIP_ROWS, UPPER_ROW_SHARE)]
         self._basis = np.ascontiguousarray(basis_px)
         self._pivot = frame.to_image(PIVOT_FACE)
         self._axes = frame.axes
@@ -308,10 +319,7 @@ class MeshWarpRenderer:
     def _close_lips(self, p: np.ndarray, d: np.ndarray, share: float) -> None:
         """Bring the lips together by `share` of their opening, in place on `d`."""
         y = self._axes[:, 1]
-        up, lo = self._lip_up, self._lip_lo
-        gap = share * np.maximum(((p[lo] + d[lo]) - (p[up] + d[up])) @ y, 0.0)  # per column, corner to corner
-        for row, row_share in self._lip_rows:  # y grows down: the lower lip moves up (-), the upper down (+)
-            d[row] -= (row_share * gap)[:, None] * y
+        _move_lips(d, share * np.maximum(_lip_gap(p, y) + _lip_gap(d, y), 0.0), y)  # the gap is linear
 
     def _lid_sources(self, state: FaceState) -> np.ndarray:
         src = self._src_xy

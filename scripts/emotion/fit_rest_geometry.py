@@ -29,7 +29,7 @@ from engine.avatar.rest import measure_rest  # noqa: E402
 from engine.avatar.rest_geometry import ASSET, RestGeometry, features_of, save  # noqa: E402
 from engine.emotion.reference import EXPRESSION, detect_landmarks, fit_face  # noqa: E402
 from engine.face_geometry import LIPS_INNER, LIPS_OUTER, STABLE_LANDMARKS, face_frame  # noqa: E402
-from engine.rig import load_rig  # noqa: E402
+from engine.rig import load_rig, rigid_align  # noqa: E402
 
 LAMBDA = 0.1
 LIPS = np.array(sorted(set(LIPS_OUTER + LIPS_INNER)))
@@ -37,18 +37,6 @@ LIPS = np.array(sorted(set(LIPS_OUTER + LIPS_INNER)))
 
 def to_face(lm: np.ndarray) -> np.ndarray:
     return face_frame(lm).to_face(lm)
-
-
-def align(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """`a` (N, 3) moved onto `b` by the 3D similarity that best maps their stable landmarks."""
-    idx = list(STABLE_LANDMARKS)
-    pa, pb = a[idx], b[idx]
-    ma, mb = pa.mean(0), pb.mean(0)
-    u, s, vt = np.linalg.svd((pa - ma).T @ (pb - mb))
-    d = np.diag([1.0, 1.0, np.sign(np.linalg.det(u @ vt))])
-    r = u @ d @ vt
-    scale = float((s * np.diag(d)).sum() / ((pa - ma) ** 2).sum())
-    return (a - ma) @ r * scale + mb
 
 
 def lip_error(pred: np.ndarray, true: np.ndarray) -> float:
@@ -68,14 +56,14 @@ def main(argv: list[str] | None = None) -> int:
     if not people:
         print("../shared not present", file=sys.stderr)
         return 2
-    rows = []
+    rig, rows = load_rig(), []
     for i, person in enumerate(people):
         n = detect_landmarks(read_rgb(photos["neutral"][person]))
         s = detect_landmarks(read_rgb(photos["smiling"][person]))
-        disp = (align(to_face(n), to_face(s)) - to_face(s)).reshape(-1)
+        disp = (rigid_align(to_face(n), to_face(s), STABLE_LANDMARKS, scale=True) - to_face(s)).reshape(-1)
         fs, fn = fit_face(s), fit_face(n)
-        rig = -(measure_rest(s) @ load_rig().basis.reshape(52, -1))
-        rows.append((person, features_of(fs, EXPRESSION), features_of(fn, EXPRESSION), disp, rig))
+        undo = -rig.displacements(measure_rest(s)).reshape(-1)
+        rows.append((person, features_of(fs, EXPRESSION), features_of(fn, EXPRESSION), disp, undo))
         print(f"\r{i + 1}/{len(people)} people", end="", file=sys.stderr)
     print(file=sys.stderr)
     held = np.array([int(p) % 5 == 0 for p, *_ in rows])
