@@ -121,6 +121,9 @@ def train(a, cfg: NerfConfig, rays: TrainRays, held: list[NerfClip], work: Path)
     opt = torch.optim.Adam([{"params": grid_params, "lr": a.lr}, {"params": mlp_params, "lr": a.lr / 10}],
                            betas=(0.9, 0.99), eps=1e-15)
     step, info = 0, {"losses": {}, "occupied": None}
+    # The occupancy grid's sample of codes is drawn from the fresh seed, before a checkpoint's random state is
+    # restored: a resumed run draws what the uninterrupted one did, and goes on bit for bit from there.
+    codes_src = rays.state[torch.randperm(len(rays), generator=g)[:256]].to(dev)
     state_path = work / "state.pt"
     if state_path.exists() and not a.no_resume:
         st = torch.load(state_path, weights_only=False, map_location=dev)
@@ -135,7 +138,6 @@ def train(a, cfg: NerfConfig, rays: TrainRays, held: list[NerfClip], work: Path)
         occ.density = None if st["occ_density"] is None else st["occ_density"].to(dev)
         log.info("resuming at step %d", step)
     t_start = time.perf_counter() - info.get("seconds", 0.0)
-    codes_src = rays.state[torch.randperm(len(rays), generator=g)[:256]].to(dev)
     bg_full = rays.bg.to(dev)
     bar = tqdm(total=a.steps, initial=step, desc="train", disable=a.no_progress)
     losses = []

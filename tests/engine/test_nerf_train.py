@@ -10,7 +10,7 @@ pytest.importorskip("torch")
 
 
 @pytest.mark.slow
-def test_tiny_train_then_render_a_head_whose_mouth_follows_speech(shared, tmp_path, capsys, redetect):
+def test_tiny_train_then_render_a_head_whose_mouth_follows_speech(shared, tmp_path, capsys, redetect, monkeypatch):
     from engine import renderers
     from engine.audio import read_audio_file
     from engine.diffusion.metrics import psnr
@@ -71,10 +71,34 @@ def test_tiny_train_then_render_a_head_whose_mouth_follows_speech(shared, tmp_pa
     before = (out / "field.npz").read_bytes()
     assert main(grid_tiny_argv(shared, out, report=False)) == 0
     assert (out / "field.npz").read_bytes() == before
+    # A run stopped at its first checkpoint (step 250 of 500) and started again ends with the same weights as the
+    # run that was not stopped (the tracking comes from the first run's cache).
+    from engine.nerf import train as nerf_train
+
+    again = grid_tiny_argv(shared, tmp_path / "again", report=False) + ["--cache", str(out / "cache")]
+    save_state = nerf_train.save_state
+
+    def stop_after_saving(path, state):
+        save_state(path, state)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(nerf_train, "save_state", stop_after_saving)
+    with pytest.raises(KeyboardInterrupt):
+        main(again)
+    monkeypatch.undo()
+    assert torch_load_step(tmp_path / "again" / "train" / "state.pt") == 250
+    assert main(again) == 0
+    assert (tmp_path / "again" / "field.npz").read_bytes() == before
     # A checkpoint of another configuration is refused, not loaded.
     capsys.readouterr()
     assert main(grid_tiny_argv(shared, out, report=False) + ["--config", "small", "--size", "64"]) == 2
     assert "another model configuration" in capsys.readouterr().err
+
+
+def torch_load_step(path):
+    import torch
+
+    return torch.load(path, weights_only=False)["step"]
 
 
 def test_bad_training_input_is_a_one_line_error(tmp_path, capsys):
