@@ -9,7 +9,7 @@ import numpy as np
 from .avatar import load_avatar
 from .io.timeline import load_expressions
 from .io.video_writer import Mp4Writer
-from .renderers import create, switch_options
+from .renderers import RendererError, create, switch_options, trained
 from .types import FaceState
 
 
@@ -24,9 +24,6 @@ def _check_out(out: str | Path) -> Path:
     return p
 
 
-TRAINED = ("diffusion", "nerf")  # renderers drawn from a trained bundle directory (`emolive avatar train`)
-
-
 def offline_device() -> str:
     """A trained renderer's device for offline jobs: a CUDA GPU when there is one, else the CPU (slow, but it
     renders; the live engine would fall back to meshwarp instead)."""
@@ -39,8 +36,7 @@ def offline_device() -> str:
 
 def renderer_avatar(renderer: str, avatar, size: int):
     """What `create(renderer, ...)` is given: a trained renderer's bundle directory as is, else a loaded avatar."""
-    if renderer in TRAINED:
-        from .renderers import RendererError
+    if renderer in trained():
 
         if avatar is None:
             raise RendererError(f"--renderer {renderer} needs --avatar DIR, a bundle made by "
@@ -54,7 +50,7 @@ def write_states(out: str | Path, avatar, states: Iterable[FaceState], fps: floa
                  neural_mouth: bool = False, device: str | None = None) -> int:
     """Render face states to an mp4; audio, when given, starts at t = 0 like frame 0."""
     options = switch_options(renderer, neural_mouth=neural_mouth)
-    if renderer in TRAINED:
+    if renderer in trained():
         options["device"] = device or offline_device()
     r = create(renderer, avatar, **options)
     n = 0

@@ -111,10 +111,9 @@ def renderer_factory_for(name: str = "meshwarp", cache_size: int = 8,
     """Renderer per session; avatars are cached (loading one takes seconds, a session must start in < 0.5 s).
     `size` is the frame's side in pixels for avatars built from a photo or the default one."""
     from functools import lru_cache
-    from pathlib import Path
 
     from engine.avatar import Avatar, load_avatar
-    from engine.renderers import create, switch_options
+    from engine.renderers import create, is_trained_bundle, switch_options
 
     cached = lru_cache(maxsize=cache_size)(load_avatar)
     options = switch_options(name, neural_mouth=neural_mouth)
@@ -122,7 +121,7 @@ def renderer_factory_for(name: str = "meshwarp", cache_size: int = 8,
     def make(avatar):
         if isinstance(avatar, Avatar):  # built from an uploaded photo (streaming/avatar_swap.py): not cached
             return create(name, avatar, **options)
-        if avatar is not None and any((Path(avatar) / f).is_file() for f in ("diffusion.json", "nerf.json")):
+        if is_trained_bundle(avatar):
             return create(name, avatar, **options)  # a trained renderer's bundle carries its own avatar
         return create(name, cached(avatar, size), **options)
 

@@ -31,14 +31,29 @@ class Renderer(Protocol):
 
 
 _REGISTRY: dict[str, Callable[..., Renderer]] = {}
+# Renderers drawn from a trained bundle directory (`emolive avatar train --backend NAME`): name -> its check
+_TRAINED: dict[str, Callable[[object], bool]] = {}
 
 
-def register(name: str):
+def register(name: str, is_bundle: Callable[[object], bool] | None = None):
+    """Register a renderer factory; `is_bundle` for a renderer drawn from a trained bundle: whether a path is one."""
     def deco(factory: Callable[..., Renderer]) -> Callable[..., Renderer]:
         _REGISTRY[name] = factory
+        if is_bundle is not None:
+            _TRAINED[name] = is_bundle
         return factory
 
     return deco
+
+
+def trained() -> tuple[str, ...]:
+    """The renderers drawn from a trained bundle directory rather than from an avatar."""
+    return tuple(sorted(_TRAINED))
+
+
+def is_trained_bundle(path) -> bool:
+    """Whether `path` is a bundle directory of one of the trained renderers (it carries its own avatar)."""
+    return isinstance(path, (str, Path)) and any(check(path) for check in _TRAINED.values())
 
 
 def available() -> list[str]:

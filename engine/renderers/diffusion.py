@@ -77,7 +77,7 @@ class DiffusionRenderer:
         self._runner = None
 
 
-@register("diffusion")
+@register("diffusion", is_bundle)
 def _create(avatar, bundle=None, device: str = "auto", backend: str = "onnxruntime", threads: int = 1,
             steps: int | None = None, seed: int | None = None, identity_mix: float = 1.0,
             identity_mix_steps: int = 0, neural_mouth: bool = False, **meshwarp_options):

@@ -62,7 +62,7 @@ def _cuda() -> bool:
     return bool(torch.cuda.is_available())
 
 
-@register("nerf")
+@register("nerf", is_nerf_bundle)
 def _create(avatar, bundle=None, device: str = "auto", neural_mouth: bool = False, **options):
     """The NeRF renderer of a bundle, or meshwarp (with a warning) when no GPU can draw it live.
 

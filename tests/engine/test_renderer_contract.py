@@ -78,3 +78,11 @@ def test_different_states_differ(renderer):
 def test_unknown_renderer_is_a_clear_error(default_avatar):
     with pytest.raises(renderers.RendererError, match="unknown renderer"):
         renderers.create("no-such-renderer", default_avatar)
+
+
+def test_trained_renderers_know_their_bundles(untrained_nerf, tmp_path):
+    assert renderers.trained() == ("diffusion", "nerf")
+    assert renderers.is_trained_bundle(untrained_nerf) and renderers.is_trained_bundle(str(untrained_nerf))
+    (tmp_path / "diffusion.json").write_text("{}")
+    assert renderers.is_trained_bundle(tmp_path)
+    assert not renderers.is_trained_bundle(tmp_path / "nothing") and not renderers.is_trained_bundle(None)
