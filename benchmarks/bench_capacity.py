@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 from profiler.environment import BenchError, git_rev, machine_info, speech_file  # noqa: E402
 
 TICK = os.sysconf("SC_CLK_TCK")
-COUNTERS = ("frames_sent", "frames_dropped", "frames_repeated")
+COUNTERS = ("frames_sent", "frames_dropped", "frames_repeated", "frames_missed")
 
 
 def _free_port() -> int:
@@ -144,7 +144,7 @@ async def stop_server(server) -> None:
             server.kill()
 
 
-async def step(args, k: int, audio: str, workdir: Path) -> dict:
+async def step(args, k: int, audio: str, workdir: Path, client_args: tuple[str, ...] = ()) -> dict:
     url = f"http://127.0.0.1:{_free_port()}"
     server = await start_server(url, args.workers, max(k, 1), args.config, args.start_timeout)
     try:
@@ -153,7 +153,7 @@ async def step(args, k: int, audio: str, workdir: Path) -> dict:
                  else [str(ROOT / "benchmarks" / "light_peers.py")])
         client = await asyncio.create_subprocess_exec(
             sys.executable, *peers, "--url", url, "--sessions", str(k), "--audio", audio,
-            "--warmup", str(args.warmup), "--seconds", str(args.seconds), "--out", str(out), cwd=ROOT,
+            "--warmup", str(args.warmup), "--seconds", str(args.seconds), "--out", str(out), *client_args, cwd=ROOT,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
         marks: dict[str, dict] = {}
         load = {}
@@ -182,6 +182,8 @@ async def step(args, k: int, audio: str, workdir: Path) -> dict:
         d = {c: end.get(c, 0.0) - start.get(c, 0.0) for c in COUNTERS}
         sent = d["frames_sent"]
         sessions.append({"session": sid, "worker": end.get("worker"), "fps_sent": round(sent / span, 2),
+                         # frames sent that showed a new render (not a repeat or a blank): what a viewer sees move
+                         "fps_shown": round((sent - d["frames_missed"]) / span, 2), "video_fps": end.get("video_fps"),
                          "dropped": int(d["frames_dropped"]), "repeated": int(d["frames_repeated"]),
                          "drop_pct": round(100.0 * (d["frames_dropped"] + d["frames_repeated"]) / max(sent, 1), 2),
                          "e2e_ms_p95": end.get("e2e_ms_p95"), "e2e_ms_p50": end.get("e2e_ms_p50"),
@@ -189,7 +191,11 @@ async def step(args, k: int, audio: str, workdir: Path) -> dict:
                          "first_frame_ms": end.get("first_frame_ms"), "start_frames_sent": int(start.get(
                              "frames_sent", 0)), "start_dropped_repeated": int(start.get("frames_dropped", 0)
                                                                               + start.get("frames_repeated", 0))})
-    received = _received_fps(json.loads(out.read_text()), a["t"], b["t"])
+    peers = json.loads(out.read_text())
+    received = _received_fps(peers, a["t"], b["t"])
+    audio = _received_audio(peers, a["t"], b["t"])
+    for x in sessions:
+        x["audio_frames_per_s"] = audio.get(x["session"])
     fps_min = min((s["fps_sent"] for s in sessions), default=0.0)
     drop_max = max((s["drop_pct"] for s in sessions), default=100.0)
     holds = len(sessions) == k and fps_min >= 0.95 * args.fps and drop_max <= args.max_drop_pct
@@ -197,13 +203,22 @@ async def step(args, k: int, audio: str, workdir: Path) -> dict:
             "fps_received": received, "seconds": round(span, 2),
             "server_cpu_pct": round(100.0 * (b["server_cpu_s"] - a["server_cpu_s"]) / span, 1),
             "client_cpu_pct": round(100.0 * (b["client_cpu_s"] - a["client_cpu_s"]) / span, 1),
+            "refused": [p["refused"] for p in peers["peers"] if p.get("refused")],
             "server_processes": b["server_processes"], "load_average": {"start": load.get("MEASURE_START"),
                                                                        "end": load.get("MEASURE_END")},
             "per_session": sessions}
 
 
 def _received_fps(client: dict, t0: float, t1: float) -> list[float]:
-    return [round(sum(1 for v in p["video"] if t0 <= v[0] <= t1) / (t1 - t0), 2) for p in client["peers"]]
+    return [round(sum(1 for v in p["video"] if t0 <= v[0] <= t1) / (t1 - t0), 2) for p in client["peers"]
+            if not p.get("refused")]
+
+
+def _received_audio(client: dict, t0: float, t1: float) -> dict[str, float]:
+    """Audio frames each peer received per second over the span (50 = every 20 ms frame), by the /metrics
+    session label (the id's first 8 characters). Peers that do not keep arrival times are left out."""
+    return {p["session_id"][:8]: round(sum(1 for a in p["audio"] if t0 <= a[0] <= t1) / (t1 - t0), 2)
+            for p in client["peers"] if p.get("session_id") and isinstance(p.get("audio"), list)}
 
 
 def _steps_table(steps: list[dict]) -> str:

@@ -9,8 +9,8 @@ but each peer sends speech that was Opus-encoded once before the run (ffmpeg,
 receivers' decoders are replaced by ones that only count frames, so the
 peers still take every RTP packet (SRTP, jitter buffers, RTCP feedback) but
 not the VP8 and Opus decoding a remote viewer's machine would do. OUT.json
-holds each peer's received video frames (arrival time, RTP timestamp) and
-audio frames.
+holds each peer's received video and audio frames (arrival time, RTP
+timestamp) and, with --allow-refused, which offers the server refused.
 """
 from __future__ import annotations
 
@@ -55,6 +55,12 @@ def opus_file(wav: str, seconds: float, out: Path) -> Path:
     return out
 
 
+class Refused(RuntimeError):
+    def __init__(self, message: str, status: int, code: str | None) -> None:
+        super().__init__(message)
+        self.status, self.code = status, code
+
+
 class Peer:
     def __init__(self, index: int) -> None:
         self.index = index
@@ -63,6 +69,7 @@ class Peer:
         self.pc = None
         self.player = None
         self.connected = asyncio.Event()
+        self.refused: str | None = None  # --allow-refused: the server's error code for a refused offer
 
     async def connect(self, http, url: str, audio: Path) -> None:
         from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
@@ -83,7 +90,7 @@ class Peer:
         async with http.post(url + "/offer", json={"sdp": pc.localDescription.sdp, "type": "offer"}) as r:
             answer = await r.json()
             if r.status != 200:
-                raise RuntimeError(f"offer refused: {r.status} {answer}")
+                raise Refused(f"offer refused: {r.status} {answer}", r.status, answer.get("error"))
         self.session_id = answer["session_id"]
         say(f"SESSION {self.session_id}")
         await pc.setRemoteDescription(RTCSessionDescription(sdp=answer["sdp"], type="answer"))
@@ -108,7 +115,15 @@ async def run(args) -> int:
             try:
                 for p in peers:
                     # The counting decoders are per process: one peer connects (and takes its decoders) at a time.
-                    await p.connect(http, args.url, audio)
+                    try:
+                        await p.connect(http, args.url, audio)
+                    except Refused as e:
+                        if not args.allow_refused:
+                            raise
+                        p.refused = e.code or str(e.status)
+                        say(f"REFUSED {p.refused}")
+                        await asyncio.sleep(args.stagger)
+                        continue
                     await asyncio.wait_for(p.connected.wait(), args.connect_timeout)
                     while not (p.counts["video"] and p.counts["audio"]):
                         await asyncio.sleep(0.05)
@@ -122,8 +137,9 @@ async def run(args) -> int:
             finally:
                 await asyncio.gather(*(p.close() for p in peers), return_exceptions=True)
     Path(args.out).write_text(json.dumps({"peers": [
-        {"session_id": p.session_id, "video": [[t, ts] for t, ts in p.counts["video"]],
-         "audio_frames": len(p.counts["audio"])} for p in peers]}), encoding="utf-8")
+        {"session_id": p.session_id, "refused": p.refused, "video": [[t, ts] for t, ts in p.counts["video"]],
+         "audio": [[t, ts] for t, ts in p.counts["audio"]], "audio_frames": len(p.counts["audio"])}
+        for p in peers]}), encoding="utf-8")
     say("DONE")
     return 0
 
@@ -137,6 +153,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seconds", type=float, default=10.0)
     p.add_argument("--stagger", type=float, default=0.3)
     p.add_argument("--connect-timeout", type=float, default=30.0)
+    p.add_argument("--allow-refused", action="store_true",
+                   help="a refused offer (503 server_full / server_busy) is noted, not an error: past capacity")
     p.add_argument("--out", required=True)
     return asyncio.run(run(p.parse_args(argv)))
 

@@ -24,6 +24,7 @@ INPUT = web.AppKey("input", ServerInput)
 PUSHES = web.AppKey("pushes", dict)  # session id -> PushFeed of its pushing connection
 RECORDERS = web.AppKey("recorders", list)
 BUDGET = web.AppKey("session_budget", SessionBudget)  # sessions per client address
+GOVERNOR = web.AppKey("load_governor", object)  # streaming/load_governor.py LoadGovernor of the process
 
 
 def fail(status: int, code: str, reason: str, headers: dict[str, str] | None = None) -> web.Response:

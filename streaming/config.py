@@ -32,6 +32,11 @@ class ServerConfig(BaseModel):
     # (sent late, it is still shown on time: its RTP timestamp comes from the audio clock).
     late_frame_grace_s: float = Field(0.012, ge=0, le=0.04)
     max_sessions: int = Field(4, ge=1)
+    # Past capacity (engine/overload.py): "frame_rate" shows every session of an overloaded process fewer video
+    # frames, all alike, down to overload_min_fps, and refuses new sessions there (503 server_busy) while its
+    # sessions still miss frames; "none": full rate always, frames repeat when late, no such refusal.
+    overload_policy: Literal["frame_rate", "none"] = "frame_rate"
+    overload_min_fps: float = Field(12.5, gt=0, le=60)
     # Processes the sessions are spread over (streaming/front.py): one aiortc process tops out near
     # 1.5 cores and a crash ends only its own sessions. "auto": one per core, at most max_sessions
     # (one with --mic or --record, which need a single process).

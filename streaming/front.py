@@ -3,7 +3,9 @@
 Why: one aiortc process tops out near 1.5 cores (the GIL), and a crash of one
 process should end only the sessions it holds. The front serves the page,
 admits offers (the server-wide --max-sessions), sends each to the worker with
-the fewest sessions, and relays that session's websockets (/ws, /push) and
+the least measured load (its overload level, then its CPU: streaming/worker_pool.py
+`pick`), refuses it (503 server_busy) when every worker is overloaded at its
+floor (engine/overload.py), and relays that session's websockets (/ws, /push) and
 DELETE to it; /health and /metrics gather all workers. Media does not pass
 through here: the SDP answer carries the worker's own ICE candidates.
 A worker that dies loses its sessions only; the front starts a new one.
@@ -27,6 +29,8 @@ from .app_common import over_session_budget, read_offer_body
 from .worker_pool import Worker, WorkerPool
 from .whip import RETRY_AFTER_S
 
+BUSY_RETRY_S = "10"  # as the workers' own server_busy (streaming/session_open.py)
+
 log = logging.getLogger("emolive.front")
 POOL = web.AppKey("workers", object)
 
@@ -45,7 +49,7 @@ async def health(request: web.Request) -> web.Response:
         "max_sessions": pool.config.max_sessions, "input": ready[0].input_kind if ready else "browser",
         "push": True, "recording": False,
         "workers": [{"slot": w.slot, "ready": w.ready, "sessions": len(w.sessions),
-                     "pid": w.proc.pid if w.proc else None} for w in pool.workers]},
+                     "pid": w.proc.pid if w.proc else None, "load": w.report} for w in pool.workers]},
         status=200 if ready else 503)
 
 
@@ -72,9 +76,9 @@ async def forward(worker: Worker, request: web.Request, body: bytes) -> web.Resp
 
 
 async def admit(request: web.Request, body: bytes, created: int, session_of) -> web.Response:
-    """An offer that opens a session (POST /offer, POST /whip): admitted here against max_sessions and the
-    client's session budget, forwarded to the least loaded worker; `created` is the worker's status for a
-    session opened, `session_of(response)` its id."""
+    """An offer that opens a session (POST /offer, POST /whip): admitted here against max_sessions, the workers'
+    overload (all refusing: server_busy) and the client's session budget, forwarded to the least loaded worker
+    (WorkerPool.pick); `created` is the worker's status for a session opened, `session_of(response)` its id."""
     pool: WorkerPool = request.app[POOL]
     if pool.sessions() >= pool.config.max_sessions:
         pool.counters["rejected_full"] += 1
@@ -82,6 +86,10 @@ async def admit(request: web.Request, body: bytes, created: int, session_of) -> 
                      headers={"Retry-After": RETRY_AFTER_S})
     worker = pool.pick()
     if worker is None:
+        if pool.busy():
+            pool.counters["rejected_busy"] += 1
+            return _fail(503, "server_busy", "every worker's sessions already miss frames at the lowest frame rate; "
+                         "a new one would not hold: try again later", headers={"Retry-After": BUSY_RETRY_S})
         return _fail(503, "no_worker", "no worker process is running; see the server log",
                      headers={"Retry-After": RETRY_AFTER_S})
     if (limited := over_session_budget(pool.budget, request)) is not None:

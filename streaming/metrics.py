@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from .app_common import COUNTERS, RECORDERS, SESSIONS
+from .app_common import COUNTERS, GOVERNOR, RECORDERS, SESSIONS
 from .whip_publish import PUBLISH
 
 RECORDER_COUNTERS = ("video_frames", "video_dropped", "audio_frames", "audio_dropped")
@@ -12,6 +12,10 @@ RECORDER_COUNTERS = ("video_frames", "video_dropped", "audio_frames", "audio_dro
 async def metrics(request: web.Request) -> web.Response:
     app = request.app
     lines = ["# TYPE emolive_sessions gauge", f"emolive_sessions {len(app[SESSIONS])}"]
+    load = app[GOVERNOR].report()  # the process's overload level (engine/overload.py) and CPU
+    lines += ["# TYPE emolive_video_fps gauge", f"emolive_video_fps {load['fps']}",
+              "# TYPE emolive_overload_level gauge", f"emolive_overload_level {load['level']}",
+              "# TYPE emolive_process_cpu_cores gauge", f"emolive_process_cpu_cores {load['cpu']}"]
     counters = dict(app[COUNTERS])
     for name in RECORDER_COUNTERS:  # --record: finished recordings (folded in) + the live ones
         live = sum(rec.counters.get(name, 0) for rec in list(app[RECORDERS]))
@@ -27,7 +31,8 @@ async def metrics(request: web.Request) -> web.Response:
         lines += [f'emolive_whip_publish_errors_total{{category="{c}"}} {n}' for c, n in publishing.errors.items()]
     per_session = ("fps", "latency_ms_p50", "latency_ms_p95", "e2e_ms_p50", "e2e_ms_p95", "e2e_ms_p99",
                    "first_frame_ms", "av_offset_ms", "frames_sent", "frames_dropped", "frames_late",
-                   "frames_repeated", "render_ms_p95", "render_budget_ms", "session_cpu_s", "process_rss_mb")
+                   "frames_repeated", "frames_missed", "video_fps", "render_ms_p95", "render_budget_ms", "session_cpu_s",
+                   "process_rss_mb")
     stats = {sid[:8]: runner.stats() for sid, runner in list(app[SESSIONS].items())}
     for key in per_session:
         lines.append(f"# TYPE emolive_session_{key} gauge")

@@ -12,6 +12,7 @@ import asyncio
 import logging
 import threading
 from collections import deque
+from fractions import Fraction
 from pathlib import Path
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
@@ -21,6 +22,7 @@ import numpy as np
 
 from engine.clock import Clock, MonotonicClock
 from engine.frame_slot import FrameSlot
+from engine.overload import next_shown
 from engine.profiling import Profiler, current_trace
 from engine.render_budget import AUTO, RenderBudget, choose_budget, fixed_budget, time_renders
 from engine.scheduler import AVScheduler
@@ -88,7 +90,10 @@ class SessionRunner:
         self._encoders: list = []  # tuned video encoders made for this session's sender (closed with it)
         self._frame_s: deque[float] = deque(maxlen=25)  # face state + render of the last frames (s)
         self.counters = {"frames_rendered": 0, "frames_late": 0, "frames_sent": 0, "frames_dropped": 0,
-                         "audio_chunks_in": 0, "audio_chunks_shed": 0, "errors": 0}
+                         "frames_missed": 0, "frames_unsent": 0, "audio_chunks_in": 0, "audio_chunks_shed": 0, "errors": 0}
+        # The share of timeline frames shown (engine/overload.py): below 1 when the process is overloaded; the
+        # render loop and the video sender both skip the frames left out. Set by streaming/load_governor.py.
+        self.frame_share = Fraction(1)
         self.last_state: FaceState | None = None
         self.failure: str | None = None
         self._a2e_ms = 0.0
@@ -290,6 +295,7 @@ class SessionRunner:
         while True:
             k, skipped = sched.next_render_index(k, self._expected_frame_s())
             self.counters["frames_dropped"] += skipped
+            k = next_shown(k, self.frame_share)  # frames left out at a reduced rate are not drops
             await sleep_until(clock, sched.render_start_time(k))
             start = clock.now()
             state = await loop.run_in_executor(self.worker, self._state_for, k)
@@ -352,9 +358,15 @@ class SessionRunner:
             return None
         return float(np.median(self._frame_s))
 
+    def on_video_unsent(self, n: int) -> None:
+        """VideoOutTrack.recv, behind the clock, skips n frames that were due at the session's rate."""
+        self.counters["frames_unsent"] += n
+
     def on_video_sent(self, k: int, shown: int | None) -> None:
         """VideoOutTrack.recv hands frame k (showing rendered frame `shown`, None: blank) to the sender."""
         self.counters["frames_sent"] += 1
+        if shown is None or shown < k:  # a repeat or a blank: what the load governor counts as missed
+            self.counters["frames_missed"] += 1
         self.timing.frame_sent(k, shown)
 
     def _prepare_peer(self) -> None:
@@ -381,9 +393,23 @@ class SessionRunner:
             send(msg)
 
     # -- reports -------------------------------------------------------------
+    def set_frame_share(self, share: Fraction, reason: str | None = None) -> None:
+        """Show this share of the timeline's frames from the next one on (engine/overload.py); with a reason,
+        the control connections are told (a `video_rate` event)."""
+        if share == self.frame_share:
+            return
+        self.frame_share = share
+        if reason is not None:
+            self.broadcast({"type": "video_rate", "fps": self.video_fps, "reason": reason})
+
+    @property
+    def video_fps(self) -> float:
+        return round(float(self.config.fps * self.frame_share), 2)
+
     def stats(self) -> dict[str, Any]:
         """The measured figures (streaming/session_timing.py), then the pipeline's counters."""
         return {
+            "video_fps": self.video_fps,
             **self.timing.stats(self.render_budget),
             "vad": self.session.vad,
             **self.counters,

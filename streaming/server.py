@@ -16,11 +16,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from .config import ServerConfig, livelink_target, load_config, worker_count
 from .control import HARD_SIZE_FACTOR, ControlConnection, image_message_limit
 from .admission import SessionBudget
-from .app_common import (BUDGET, CONFIG, COUNTERS, INPUT, MAX_OFFER_BYTES, PARTS, POOL, PUSHES, RECORDERS, SESSIONS,
-                         WorkerStartError, add_routes, fail as _fail, guard as _guard)
+from .app_common import (BUDGET, CONFIG, COUNTERS, GOVERNOR, INPUT, MAX_OFFER_BYTES, PARTS, POOL, PUSHES, RECORDERS,
+                         SESSIONS, WorkerStartError, add_routes, fail as _fail, guard as _guard)
 from .heap import freeze_startup_heap
 from .livelink import LiveLinkSender
 from .livelink_out import LIVELINK, LiveLinkOut
+from .load_governor import LoadGovernor
 from .metrics import metrics
 from .parts import EngineParts, EngineUnavailable, UnsupportedRequest, real_parts
 from .push import HARD_FRAME_BYTES, PushConnection, PushFeed
@@ -46,7 +47,8 @@ async def health(request: web.Request) -> web.Response:
     # `input` tells the browser client whether to capture its microphone ("browser") or not.
     return web.json_response({"status": "ok", "sessions": len(app[SESSIONS]),
                               "max_sessions": app[CONFIG].max_sessions, "input": app[INPUT].kind,
-                              "push": True, "recording": app[CONFIG].record is not None})
+                              "push": True, "recording": app[CONFIG].record is not None,
+                              "load": app[GOVERNOR].report()})
 
 
 async def offer(request: web.Request) -> web.Response:
@@ -123,6 +125,7 @@ async def close_session(request: web.Request) -> web.Response:
 
 
 async def _shutdown(app: web.Application) -> None:
+    await app[GOVERNOR].stop()
     await asyncio.gather(*(r.close("server shutdown") for r in list(app[SESSIONS].values())),
                          return_exceptions=True)
     await whip.shutdown(app)
@@ -136,6 +139,10 @@ async def _shutdown(app: web.Application) -> None:
 
 async def _start_input(app: web.Application) -> None:
     await app[INPUT].start()
+
+
+async def _start_governor(app: web.Application) -> None:
+    app[GOVERNOR].start()
 
 
 def create_app(config: ServerConfig, parts: EngineParts | None = None,
@@ -160,8 +167,10 @@ def create_app(config: ServerConfig, parts: EngineParts | None = None,
     app[INPUT] = source if source is not None else build_input(config)  # a bad --audio / --mic fails first
     app[PARTS] = parts or real_parts(config.renderer, fps=config.fps, neural_mouth=config.neural_mouth)
     app[SESSIONS] = {}
+    app[GOVERNOR] = LoadGovernor(config, app[SESSIONS])
     app[POOL] = ThreadPoolExecutor(config.render_threads, thread_name_prefix="emolive-render")
-    app[COUNTERS] = {"sessions_started": 0, "rejected_full": 0, "rejected_rate": 0, "recordings": 0}
+    app[COUNTERS] = {"sessions_started": 0, "rejected_full": 0, "rejected_rate": 0, "rejected_busy": 0,
+                     "recordings": 0}
     app[BUDGET] = SessionBudget(config.client_session_rate_per_s, config.client_session_burst)
     app[PUSHES] = {}
     app[RECORDERS] = []
@@ -172,6 +181,7 @@ def create_app(config: ServerConfig, parts: EngineParts | None = None,
     whip.setup(app)
     whip_publish.setup(app, config)
     app.on_startup.append(_start_input)
+    app.on_startup.append(_start_governor)
     app.on_shutdown.append(_shutdown)
     return app
 

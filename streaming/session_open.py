@@ -13,7 +13,8 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
 from engine.emotion import EmotionError
 
-from .app_common import BUDGET, CONFIG, COUNTERS, INPUT, PARTS, POOL, SESSIONS, fail, over_session_budget
+from .admission import retry_after_s
+from .app_common import BUDGET, CONFIG, COUNTERS, GOVERNOR, INPUT, PARTS, POOL, SESSIONS, fail, over_session_budget
 from .livelink_out import LIVELINK
 from .liveness import watch_peer
 from .parts import EngineUnavailable
@@ -22,6 +23,8 @@ from .sdp_check import BadOffer, check_offer
 from .session_io import attach_browser_audio, start_recording
 
 log = logging.getLogger("emolive.server")
+
+BUSY_RETRY_S = 10.0  # server_busy: a level holds at least up_after_s (5 s) before it may climb; twice that
 
 
 @dataclass
@@ -44,6 +47,11 @@ async def open_session(request: web.Request, sdp: str, *, avatar: str | None = N
     if len(sessions) >= config.max_sessions:
         app[COUNTERS]["rejected_full"] += 1
         return fail(503, "server_full", f"all {config.max_sessions} sessions are in use; try again later")
+    governor = app[GOVERNOR]
+    if governor.refuses_new():  # engine/overload.py, "Admission"
+        app[COUNTERS]["rejected_busy"] += 1
+        return fail(503, "server_busy", f"the sessions here already miss frames at {governor.governor.fps:.1f} fps; "
+                    "a new one would not hold: try again later", headers={"Retry-After": retry_after_s(BUSY_RETRY_S)})
     if (limited := over_session_budget(app[BUDGET], request)) is not None:
         app[COUNTERS]["rejected_rate"] += 1
         return limited
@@ -63,6 +71,7 @@ async def open_session(request: web.Request, sdp: str, *, avatar: str | None = N
     except EmotionError as e:
         app[BUDGET].give_back(request.remote or "")
         return fail(400, "unknown_emotion", str(e))
+    runner.set_frame_share(governor.share)  # the level every session of the process is at
     sessions[sid] = runner  # reserved before any await: admission cannot be raced
     stage = "engine"
     try:

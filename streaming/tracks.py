@@ -16,6 +16,8 @@ import numpy as np
 from aiortc import MediaStreamTrack
 from aiortc.mediastreams import MediaStreamError
 
+from engine.overload import next_shown, shown_between
+
 log = logging.getLogger(__name__)
 
 
@@ -88,8 +90,11 @@ class VideoOutTrack(MediaStreamTrack):
         r = self._runner
         sched = r.scheduler
         due = sched.video_index_due()
-        # After a stall, skip to the frame due now rather than bursting stale ones.
-        k = due if self._next is None or self._next < due else self._next
+        # After a stall, skip to the frame due now rather than bursting stale ones; at a reduced rate
+        # (engine/overload.py) to the next frame shown.
+        k = next_shown(due if self._next is None or self._next < due else self._next, r.frame_share)
+        if self._next is not None and k > self._next and (unsent := shown_between(self._next - 1, k - 1, r.frame_share)):
+            r.on_video_unsent(unsent)  # due at the session's rate, never sent
         await sleep_until(sched.clock, sched.video_deadline(k))
         self._next = k + 1
         await self._grace(k)

@@ -18,7 +18,7 @@ import threading
 
 from aiohttp import web
 
-from .app_common import SESSIONS
+from .app_common import GOVERNOR, SESSIONS
 from .config import ServerConfig
 from .heap import freeze_startup_heap
 from .parts import EngineUnavailable
@@ -30,8 +30,9 @@ log = logging.getLogger("emolive.worker")
 
 
 async def _sessions(request: web.Request) -> web.Response:
-    """Live session ids (the socket is private to the front, which routes by them)."""
-    return web.json_response({"sessions": list(request.app[SESSIONS])})
+    """Live session ids (the socket is private to the front, which routes by them) and the process's load
+    (streaming/load_governor.py), which the front places new sessions by."""
+    return web.json_response({"sessions": list(request.app[SESSIONS]), "load": request.app[GOVERNOR].report()})
 
 
 def _watch_front() -> None:

@@ -1,9 +1,9 @@
 """The front's worker processes: starting each one, knowing its sessions, replacing it when it dies.
 
 A worker (streaming/worker.py) is the whole server app on a private unix socket; the front talks to it
-over HTTP on that socket. The pool picks the worker with the fewest sessions for a new offer, polls each
-worker's live sessions, and restarts a slot whose process exited (at most MAX_RESTARTS within
-RESTART_WINDOW_S; beyond, the slot stays down and /health says so).
+over HTTP on that socket. The pool picks the worker with the least measured load for a new offer (`pick`),
+polls each worker's live sessions and load every second, and restarts a slot whose process exited (at most
+MAX_RESTARTS within RESTART_WINDOW_S; beyond, the slot stays down and /health says so).
 """
 from __future__ import annotations
 
@@ -24,6 +24,9 @@ from .config import ServerConfig
 log = logging.getLogger("emolive.front")
 START_TIMEOUT_S = 180.0  # a worker loads the models and builds the default avatar before it answers
 POLL_S = 1.0
+STARVED_MISS = 0.15  # as engine/overload.py OverloadPolicy.down_miss, also where the policy is off
+DEFAULT_SESSION_CPU = 0.45  # cores a 512 x 512 25 fps meshwarp session takes (docs/design/performance.md)
+
 MAX_RESTARTS = 5  # per worker slot within RESTART_WINDOW_S; beyond, the slot stays down
 RESTART_WINDOW_S = 60.0
 
@@ -39,11 +42,37 @@ class Worker:
         self.pending = 0  # offers forwarded and not answered yet (admission counts them)
         self.ready = False
         self.restarts: list[float] = []
+        self._polled = 0  # sessions it had at the last poll
         self.input_kind = "browser"
+        self.report: dict = {}  # its load governor's report at the last poll (streaming/load_governor.py)
 
     @property
     def load(self) -> int:
         return len(self.sessions) + self.pending
+
+    def refusing(self) -> bool:
+        return bool(self.report.get("refusing"))
+
+    def starved(self) -> bool:
+        """Its sessions missed STARVED_MISS of their frames in the last window. Such a process gets less CPU
+        than it needs, so its CPU reads low: by CPU alone it would be given more sessions, and miss more."""
+        return float(self.report.get("missed", 0.0)) >= STARVED_MISS
+
+    def weight(self) -> float:
+        """Its load in sessions of the usual cost: its expected CPU over DEFAULT_SESSION_CPU, and at least its
+        count. A worker whose sessions cost more (a slower renderer, a larger frame) weighs more; cheap ones
+        still count whole, because one second's CPU reading moves by a few tenths of a core with a session's
+        start and with the machine's other processes, and on a saturated machine reads what a process got,
+        not what it needed."""
+        return max(float(self.load), self.expected_cpu() / DEFAULT_SESSION_CPU)
+
+    def expected_cpu(self) -> float:
+        """Its CPU at the last poll (cores), plus what the sessions given to it since would add: the measured
+        cost per session there, or DEFAULT_SESSION_CPU before it has any."""
+        cpu = float(self.report.get("cpu", 0.0))
+        polled = self._polled
+        per = cpu / polled if polled else DEFAULT_SESSION_CPU
+        return cpu + max(self.load - polled, 0) * per
 
     def url(self, path: str) -> str:
         return f"http://worker{path}"  # the host is a placeholder: the connector goes to the socket
@@ -97,7 +126,10 @@ class Worker:
         worker's list may predate it."""
         asked = time.monotonic()
         async with self.http.get(self.url("/internal/sessions"), timeout=aiohttp.ClientTimeout(total=5)) as r:
-            live = set((await r.json())["sessions"])
+            answer = await r.json()
+        live = set(answer["sessions"])
+        self.report = answer.get("load") or {}
+        self._polled = len(live)
         self._given = {s: t for s, t in self._given.items() if t >= asked - 10.0}
         self.sessions = live | {s for s, t in self._given.items() if t >= asked}
 
@@ -108,8 +140,8 @@ class WorkerPool:
         self._dir = tempfile.mkdtemp(prefix="emolive-workers-")
         self.workers = [Worker(i, os.path.join(self._dir, f"w{i}.sock")) for i in range(count)]
         self.routes: dict[str, Worker] = {}
-        self.counters = {"sessions_started": 0, "rejected_full": 0, "rejected_rate": 0, "worker_restarts": 0,
-                         "worker_exits": 0}
+        self.counters = {"sessions_started": 0, "rejected_full": 0, "rejected_rate": 0, "rejected_busy": 0,
+                         "worker_restarts": 0, "worker_exits": 0}
         self.budget = SessionBudget(config.client_session_rate_per_s, config.client_session_burst)
         self._monitor: asyncio.Task | None = None
 
@@ -135,13 +167,23 @@ class WorkerPool:
         return sum(w.load for w in self.workers if w.ready)
 
     def pick(self) -> Worker | None:
+        """The worker a new session goes to: by measured load (engine/overload.py level, then whether its
+        sessions miss frames, then its weight in half sessions: `weight`), then by count; None when none is
+        ready or every ready one refuses (busy())."""
+        ready = [w for w in self.workers if w.ready and not w.refusing()]
+        return min(ready, key=lambda w: (w.report.get("level", 0), w.starved(), round(2 * w.weight()), w.load, w.slot),
+                   default=None)
+
+    def busy(self) -> bool:
+        """Workers are running and every one refuses new sessions (overloaded at its floor)."""
         ready = [w for w in self.workers if w.ready]
-        return min(ready, key=lambda w: (w.load, w.slot)) if ready else None
+        return bool(ready) and all(w.refusing() for w in ready)
 
     def forget(self, worker: Worker) -> None:
         for sid in [s for s, w in self.routes.items() if w is worker]:
             del self.routes[sid]
         worker.sessions.clear()
+        worker.report, worker._polled = {}, 0  # the next process measures its own load
 
     async def _watch(self) -> None:
         while True:

@@ -238,12 +238,14 @@ def test_a_fixed_budget_is_kept_and_nothing_is_timed():
 
 
 def test_metrics_carry_the_budget_and_its_probe():
-    from streaming.app_common import COUNTERS, RECORDERS, SESSIONS
+    from streaming.app_common import COUNTERS, GOVERNOR, RECORDERS, SESSIONS
+    from streaming.load_governor import LoadGovernor
     from streaming.metrics import metrics
 
     auto, _ = _open(ServerConfig(render_budget_s="auto"), 0.015)
     fixed, _ = _open(ServerConfig(), 0.03)
-    app = {SESSIONS: {"a" * 8: auto, "f" * 8: fixed}, COUNTERS: {}, RECORDERS: []}
+    sessions = {"a" * 8: auto, "f" * 8: fixed}
+    app = {SESSIONS: sessions, COUNTERS: {}, RECORDERS: [], GOVERNOR: LoadGovernor(ServerConfig(), sessions)}
     text = asyncio.run(metrics(types.SimpleNamespace(app=app))).text
     assert 'emolive_session_render_budget_ms{session="ffffffff"} 20.0' in text
     assert 'emolive_session_render_budget_ms{session="aaaaaaaa"} 40.0' in text

@@ -1,0 +1,163 @@
+"""Graceful overload: when a process cannot keep up, its sessions show fewer video frames, all alike.
+
+Sans-I/O; `streaming/load_governor.py` feeds it one window of counts at a time.
+
+* **Levels.** A session shows every frame (25 fps at 25), 4 in 5 (20), 2 in 3 (16.7) or 1 in 2
+  (12.5). The floor is the lowest step at or above `min_fps`. A frame left out is neither rendered,
+  converted, encoded nor sent: the next frame shown carries its own timestamp (from the audio clock),
+  so the receiver shows it at its time. The voice is untouched: every audio frame is still sent.
+* **Down.** A window in which the process's sessions missed at least `down_miss` of the frames they
+  meant to show (frames due at their rate that did not leave with a new render: sent as a repeat of an
+  older frame or a blank, or not sent at all by a sender behind the clock), `down_windows` windows in a
+  row, steps every session of the process one level down. `down_miss` is 15 %: at full rate a session
+  that misses fewer shows more new frames than it would at the next level (20 fps) missing none. They share its cores and its event loop, so one session
+  is not left starving while another runs at full rate.
+* **Up.** After `up_after_s` of windows that missed at most `up_miss`, one level up. A level above that
+  fails again within `relapse_s` doubles the wait before the next try (up to `max_up_after_s`): a load
+  that does not fit is not retried every few seconds; one that held for `relapse_s` resets the wait.
+* **Admission.** At the floor with the last window still missing frames, the process takes no new
+  session: it would not hold, and it would take frames from the sessions already there.
+* With no session the level goes back to full rate at once.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+
+SHARES = (Fraction(1), Fraction(4, 5), Fraction(2, 3), Fraction(1, 2))  # frames shown, per level
+
+
+def shown(k: int, share: Fraction) -> bool:
+    """Whether timeline frame k is shown at this share: evenly spread, the same frames whoever asks."""
+    n, d = share.numerator, share.denominator
+    return (k * n) // d != ((k - 1) * n) // d
+
+
+def shown_between(a: int, b: int, share: Fraction) -> int:
+    """How many of the frames a+1 .. b are shown at this share."""
+    n, d = share.numerator, share.denominator
+    return max((b * n) // d - (a * n) // d, 0)
+
+
+def next_shown(k: int, share: Fraction) -> int:
+    """The first frame at or after k that is shown at this share."""
+    while not shown(k, share):
+        k += 1
+    return k
+
+
+@dataclass(frozen=True)
+class OverloadPolicy:
+    enabled: bool = True  # False: always full rate, never refuses (the counts are still taken)
+    fps: int = 25
+    min_fps: float = 12.5  # the floor: the lowest step at or above it
+    down_miss: float = 0.15  # share of planned frames missed that makes a window a failing one
+    down_windows: int = 3  # failing windows in a row before a step down (a session's start is a blip, not a load)
+    up_miss: float = 0.05  # a window missing at most this share counts towards a step up
+    up_after_s: float = 5.0
+    max_up_after_s: float = 40.0
+    relapse_s: float = 10.0
+
+    def __post_init__(self) -> None:
+        if self.fps <= 0 or self.min_fps <= 0:
+            raise ValueError("fps and min_fps must be positive")
+        if not 0 <= self.up_miss < self.down_miss <= 1:
+            raise ValueError("need 0 <= up_miss < down_miss <= 1")
+        if self.down_windows < 1 or self.up_after_s <= 0 or self.max_up_after_s < self.up_after_s:
+            raise ValueError("down_windows >= 1, up_after_s > 0 and max_up_after_s >= up_after_s")
+
+    @property
+    def floor(self) -> int:
+        """The lowest level whose frame rate is at least min_fps (level 0 if none is)."""
+        ok = [i for i, s in enumerate(SHARES) if self.fps * s >= self.min_fps - 1e-9]
+        return max(ok) if ok else 0
+
+
+@dataclass(frozen=True)
+class Window:
+    """One window of a process's sessions, summed over them."""
+
+    seconds: float
+    planned: int  # video frames due at the sessions' rate in the window
+    missed: int  # of them, not sent with a new render (a repeat, a blank, or not sent at all)
+    sessions: int
+
+    @property
+    def miss_share(self) -> float:
+        return self.missed / self.planned if self.planned > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class Change:
+    level: int
+    share: Fraction
+    fps: float
+    reason: str
+
+
+class Governor:
+    def __init__(self, policy: OverloadPolicy | None = None) -> None:
+        self.policy = policy or OverloadPolicy()
+        self.level = 0
+        self.last: Window | None = None
+        self._failing = 0  # failing windows in a row
+        self._clean_s = 0.0  # time without a failing or a mixed window
+        self._wait_s = self.policy.up_after_s
+        self._since_up_s: float | None = None  # time since the last step up, while it may still relapse
+
+    @property
+    def share(self) -> Fraction:
+        return SHARES[self.level]
+
+    @property
+    def fps(self) -> float:
+        return float(self.policy.fps * self.share)
+
+    def refuses_new(self) -> bool:
+        """A new session would not hold: the sessions here are at the floor and still missing frames."""
+        p = self.policy
+        return (p.enabled and self.level == p.floor and self.last is not None
+                and self.last.miss_share >= p.down_miss)
+
+    def observe(self, w: Window) -> Change | None:
+        """Take one window; the change of level it makes, if any."""
+        p = self.policy
+        self.last = w
+        if self._since_up_s is not None:
+            self._since_up_s += w.seconds
+            if self._since_up_s >= p.relapse_s:  # the level held: the next try waits the base time
+                self._since_up_s = None
+                self._wait_s = p.up_after_s
+        if not p.enabled:
+            return None
+        if w.sessions == 0:
+            self._failing, self._clean_s, self._wait_s, self._since_up_s = 0, 0.0, p.up_after_s, None
+            return self._set(0, "no session") if self.level else None
+        if w.planned == 0:  # sessions whose video does not run yet (connecting): nothing to judge
+            return None
+        share = w.miss_share
+        if share >= p.down_miss:
+            self._failing += 1
+            self._clean_s = 0.0
+            if self._failing >= p.down_windows and self.level < p.floor:
+                self._failing = 0
+                if self._since_up_s is not None:  # the level above failed again: wait longer next time
+                    self._wait_s = min(2 * self._wait_s, p.max_up_after_s)
+                    self._since_up_s = None
+                return self._set(self.level + 1, f"{w.missed} of {w.planned} frames missed in the last "
+                                 f"{w.seconds:.1f} s")
+            return None
+        self._failing = 0
+        if share > p.up_miss:
+            self._clean_s = 0.0
+            return None
+        self._clean_s += w.seconds
+        if self.level > 0 and self._clean_s >= self._wait_s - 1e-9:
+            self._clean_s = 0.0
+            self._since_up_s = 0.0
+            return self._set(self.level - 1, f"no frames missed for {self._wait_s:.0f} s")
+        return None
+
+    def _set(self, level: int, reason: str) -> Change:
+        self.level = level
+        return Change(level, self.share, self.fps, reason)
