@@ -6,16 +6,18 @@ Sans-I/O; `streaming/load_governor.py` feeds it one window of counts at a time.
   (12.5). The floor is the lowest step at or above `min_fps`. A frame left out is neither rendered,
   converted, encoded nor sent: the next frame shown carries its own timestamp (from the audio clock),
   so the receiver shows it at its time. The voice is untouched: every audio frame is still sent.
-* **Down.** A window in which the process's sessions missed at least `down_miss` of the frames they
-  meant to show (frames due at their rate that did not leave with a new render: sent as a repeat of an
-  older frame or a blank, or not sent at all by a sender behind the clock), `down_windows` windows in a
-  row, steps every session of the process one level down. `down_miss` is 15 %: at full rate a session
-  that misses fewer shows more new frames than it would at the next level (20 fps) missing none. They share its cores and its event loop, so one session
+* **Down.** A window in which the process's sessions missed at least a level's threshold of the frames
+  they meant to show (frames due at their rate that did not leave with a new render: sent as a repeat of
+  an older frame or a blank, or not sent at all by a sender behind the clock), `down_windows` windows in
+  a row, steps every session of the process one level down. The threshold is the share of frames the
+  next level leaves out (25 -> 20 fps: 20 %; 20 -> 16.7: 16.7 %; 16.7 -> 12.5: 25 %), at least
+  `down_miss` (15 %): a session missing fewer shows more new frames where it is than it would one level
+  down missing none. They share its cores and its event loop, so one session
   is not left starving while another runs at full rate.
 * **Up.** After `up_after_s` of windows that missed at most `up_miss`, one level up. A level above that
   fails again within `relapse_s` doubles the wait before the next try (up to `max_up_after_s`): a load
   that does not fit is not retried every few seconds; one that held for `relapse_s` resets the wait.
-* **Admission.** At the floor with the last window still missing frames, the process takes no new
+* **Admission.** At the floor with the last window still missing `down_miss`, the process takes no new
   session: it would not hold, and it would take frames from the sessions already there.
 * With no session the level goes back to full rate at once.
 """
@@ -113,6 +115,14 @@ class Governor:
     def fps(self) -> float:
         return float(self.policy.fps * self.share)
 
+    def down_threshold(self) -> float:
+        """The share of frames missed that makes a window a failing one at this level: down_miss, or more where
+        the next level shows fewer frames than a session missing less would (25 -> 20 fps: 20 %; 20 -> 16.7:
+        16.7 %; 16.7 -> 12.5: 25 %)."""
+        if self.level + 1 >= len(SHARES):
+            return self.policy.down_miss
+        return max(self.policy.down_miss, float(1 - SHARES[self.level + 1] / SHARES[self.level]))
+
     def refuses_new(self) -> bool:
         """A new session would not hold: the sessions here are at the floor and still missing frames."""
         p = self.policy
@@ -136,7 +146,7 @@ class Governor:
         if w.planned == 0:  # sessions whose video does not run yet (connecting): nothing to judge
             return None
         share = w.miss_share
-        if share >= p.down_miss:
+        if share >= self.down_threshold():
             self._failing += 1
             self._clean_s = 0.0
             if self._failing >= p.down_windows and self.level < p.floor:

@@ -58,9 +58,10 @@ class LoadGovernor:
             # render: a repeat or a blank (frames_missed), or never sent by a sender behind the clock
             # (frames_unsent). A sender that does not run yet (ICE still connecting) counts nothing.
             now_counts = (c["frames_sent"] + c["frames_unsent"], c["frames_missed"] + c["frames_unsent"])
-            p0, m0 = self._seen.get(sid, (0, 0))
-            planned += now_counts[0] - p0
-            missed += now_counts[1] - m0
+            if sid in self._seen:  # a session counts from its second window: its start (the blank frames before
+                p0, m0 = self._seen[sid]  # its first render, its encoder's first keyframe) is not a load
+                planned += now_counts[0] - p0
+                missed += now_counts[1] - m0
             seen[sid] = now_counts
         self._seen = seen
         change = self.governor.observe(Window(seconds, planned, missed, len(self._sessions)))

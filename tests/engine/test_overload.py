@@ -24,7 +24,7 @@ TIMING = dict(down_windows=2, up_after_s=10.0, max_up_after_s=80.0, relapse_s=10
 
 
 def _fail(sessions=2):
-    return Window(1.0, 50, 10, sessions)  # 20 % missed
+    return Window(1.0, 50, 15, sessions)  # 30 % missed: more than any level's threshold
 
 
 def _clean(sessions=2):
@@ -36,7 +36,7 @@ def test_two_failing_windows_step_down_one_level_to_the_floor_and_no_further():
     assert g.observe(_fail()) is None  # one window is not enough
     change = g.observe(_fail())
     assert (change.level, change.share, change.fps) == (1, Fraction(4, 5), 20.0)
-    assert "10 of 50 frames missed" in change.reason
+    assert "15 of 50 frames missed" in change.reason
     levels = [getattr(g.observe(_fail()), "level", None) for _ in range(8)]
     assert [lv for lv in levels if lv is not None] == [2, 3]
     assert g.level == g.policy.floor == 3 and g.fps == 12.5
@@ -55,6 +55,20 @@ def test_the_defaults_wait_three_failing_windows_and_climb_back_after_five_clean
     assert g.observe(_fail()).level == 1
     assert [g.observe(_clean()) for _ in range(4)] == [None] * 4
     assert g.observe(_clean()).level == 0
+
+
+def test_a_level_steps_down_only_when_its_misses_cost_more_than_the_next_level_leaves_out():
+    thresholds = []
+    for level in range(4):
+        g = Governor(OverloadPolicy(**TIMING))
+        g.level = level
+        thresholds.append(round(g.down_threshold(), 3))
+    assert thresholds == [0.2, 0.167, 0.25, 0.15]  # the last: the floor's, for admission
+    g = Governor(OverloadPolicy(**TIMING))
+    for _ in range(5):
+        assert g.observe(Window(1.0, 50, 9, 2)) is None  # 18 % at 25 fps: 20.5 fps shown, more than 20
+    g.observe(Window(1.0, 50, 10, 2))
+    assert g.observe(Window(1.0, 50, 10, 2)).level == 1
 
 
 def test_the_floor_follows_min_fps():
@@ -113,7 +127,7 @@ def test_a_disabled_policy_never_changes_or_refuses():
     g = Governor(OverloadPolicy(enabled=False, **TIMING))
     for _ in range(10):
         assert g.observe(_fail()) is None
-    assert g.level == 0 and not g.refuses_new() and g.last.miss_share == pytest.approx(0.2)
+    assert g.level == 0 and not g.refuses_new() and g.last.miss_share == pytest.approx(0.3)
 
 
 @pytest.mark.parametrize("bad", [dict(fps=0), dict(min_fps=-1), dict(up_miss=0.2, down_miss=0.1),
