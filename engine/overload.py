@@ -14,9 +14,10 @@ Sans-I/O; `streaming/load_governor.py` feeds it one window of counts at a time.
   `down_miss` (15 %): a session missing fewer shows more new frames where it is than it would one level
   down missing none. They share its cores and its event loop, so one session
   is not left starving while another runs at full rate.
-* **Up.** After `up_after_s` of windows that missed at most `up_miss`, one level up. A level above that
-  fails again within `relapse_s` doubles the wait before the next try (up to `max_up_after_s`): a load
-  that does not fit is not retried every few seconds; one that held for `relapse_s` resets the wait.
+* **Up.** After `up_after_s` at a level, one level up if the level above showed more new frames a second
+  when it was last measured (within `memory_s`, and with the same number of sessions), or was not
+  measured lately: then it is tried. A level above that fails again within `relapse_s` doubles the wait
+  before the next try (up to `max_up_after_s`); one that held for `relapse_s` resets it.
 * **Admission.** At the floor with the last window still missing `down_miss`, the process takes no new
   session: it would not hold, and it would take frames from the sessions already there.
 * With no session the level goes back to full rate at once.
@@ -27,6 +28,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 SHARES = (Fraction(1), Fraction(4, 5), Fraction(2, 3), Fraction(1, 2))  # frames shown, per level
+UP_MARGIN = 0.02  # a step up must promise this much more (relatively) than the level shows now
 
 
 def shown(k: int, share: Fraction) -> bool:
@@ -55,16 +57,16 @@ class OverloadPolicy:
     min_fps: float = 12.5  # the floor: the lowest step at or above it
     down_miss: float = 0.15  # share of planned frames missed that makes a window a failing one
     down_windows: int = 3  # failing windows in a row before a step down (a session's start is a blip, not a load)
-    up_miss: float = 0.05  # a window missing at most this share counts towards a step up
-    up_after_s: float = 5.0
+    up_after_s: float = 5.0  # time at a level before a step up is considered
     max_up_after_s: float = 40.0
     relapse_s: float = 10.0
+    memory_s: float = 40.0  # how long what a level showed is trusted when deciding to go back to it
 
     def __post_init__(self) -> None:
         if self.fps <= 0 or self.min_fps <= 0:
             raise ValueError("fps and min_fps must be positive")
-        if not 0 <= self.up_miss < self.down_miss <= 1:
-            raise ValueError("need 0 <= up_miss < down_miss <= 1")
+        if not 0 < self.down_miss <= 1 or self.memory_s <= 0:
+            raise ValueError("need 0 < down_miss <= 1 and memory_s > 0")
         if self.down_windows < 1 or self.up_after_s <= 0 or self.max_up_after_s < self.up_after_s:
             raise ValueError("down_windows >= 1, up_after_s > 0 and max_up_after_s >= up_after_s")
 
@@ -103,9 +105,11 @@ class Governor:
         self.level = 0
         self.last: Window | None = None
         self._failing = 0  # failing windows in a row
-        self._clean_s = 0.0  # time without a failing or a mixed window
+        self._at_level_s = 0.0  # time at this level (windows with frames due)
         self._wait_s = self.policy.up_after_s
         self._since_up_s: float | None = None  # time since the last step up, while it may still relapse
+        self._sessions = 0
+        self._misses: dict[int, list[float]] = {}  # level -> [recent share of frames missed there, its age (s)]
 
     @property
     def share(self) -> Fraction:
@@ -129,6 +133,13 @@ class Governor:
         return (p.enabled and self.level == p.floor and self.last is not None
                 and self.last.miss_share >= p.down_miss)
 
+    def shown_per_s(self, level: int) -> float | None:
+        """New frames a second a session showed lately at that level (None: not measured within memory_s)."""
+        seen = self._misses.get(level)
+        if seen is None or seen[1] > self.policy.memory_s:
+            return None
+        return float(self.policy.fps * SHARES[level]) * (1.0 - seen[0])
+
     def observe(self, w: Window) -> Change | None:
         """Take one window; the change of level it makes, if any."""
         p = self.policy
@@ -140,17 +151,20 @@ class Governor:
                 self._wait_s = p.up_after_s
         if not p.enabled:
             return None
+        if w.sessions != self._sessions:  # another load: what was measured at other levels no longer holds
+            self._sessions = w.sessions
+            self._misses.clear()
         if w.sessions == 0:
-            self._failing, self._clean_s, self._wait_s, self._since_up_s = 0, 0.0, p.up_after_s, None
+            self._failing, self._at_level_s, self._wait_s, self._since_up_s = 0, 0.0, p.up_after_s, None
             return self._set(0, "no session") if self.level else None
         if w.planned == 0:  # sessions whose video does not run yet (connecting): nothing to judge
             return None
         share = w.miss_share
+        self._remember(share, w.seconds)
+        self._at_level_s += w.seconds
         if share >= self.down_threshold():
             self._failing += 1
-            self._clean_s = 0.0
             if self._failing >= p.down_windows and self.level < p.floor:
-                self._failing = 0
                 if self._since_up_s is not None:  # the level above failed again: wait longer next time
                     self._wait_s = min(2 * self._wait_s, p.max_up_after_s)
                     self._since_up_s = None
@@ -158,16 +172,29 @@ class Governor:
                                  f"{w.seconds:.1f} s")
             return None
         self._failing = 0
-        if share > p.up_miss:
-            self._clean_s = 0.0
+        if self.level == 0 or self._at_level_s < self._wait_s - 1e-9:
             return None
-        self._clean_s += w.seconds
-        if self.level > 0 and self._clean_s >= self._wait_s - 1e-9:
-            self._clean_s = 0.0
-            self._since_up_s = 0.0
-            return self._set(self.level - 1, f"no frames missed for {self._wait_s:.0f} s")
-        return None
+        here, there = self.shown_per_s(self.level), self.shown_per_s(self.level - 1)
+        if there is not None and there <= here * (1.0 + UP_MARGIN):
+            return None  # the level above showed fewer new frames lately than this one does
+        self._since_up_s = 0.0
+        why = (f"{here:.1f} new frames a second here; not measured at {self._fps(self.level - 1):.1f} fps lately"
+               if there is None else f"{here:.1f} new frames a second here, {there:.1f} lately one level up")
+        return self._set(self.level - 1, why)
+
+    def _remember(self, share: float, seconds: float) -> None:
+        for seen in self._misses.values():
+            seen[1] += seconds
+        seen = self._misses.get(self.level)
+        if seen is None or seen[1] > self.policy.memory_s:
+            self._misses[self.level] = [share, 0.0]
+        else:  # recent windows count most; a start at this level is soon outweighed
+            self._misses[self.level] = [0.5 * seen[0] + 0.5 * share, 0.0]
+
+    def _fps(self, level: int) -> float:
+        return float(self.policy.fps * SHARES[level])
 
     def _set(self, level: int, reason: str) -> Change:
         self.level = level
+        self._failing, self._at_level_s = 0, 0.0
         return Change(level, self.share, self.fps, reason)

@@ -19,8 +19,9 @@ def test_full_rate_shows_every_frame():
     assert all(shown(k, Fraction(1)) for k in range(-5, 100))
 
 
-# The tests spell out the timing they use, whatever the defaults.
-TIMING = dict(down_windows=2, up_after_s=10.0, max_up_after_s=80.0, relapse_s=10.0)
+# The tests spell out the timing they use, whatever the defaults; memory_s 1: a level's measure is old after a
+# second (so steps up are tried on time), except in the tests of that memory.
+TIMING = dict(down_windows=2, up_after_s=10.0, max_up_after_s=80.0, relapse_s=10.0, memory_s=1.0)
 
 
 def _fail(sessions=2):
@@ -49,12 +50,34 @@ def test_a_window_between_the_thresholds_neither_steps_down_nor_counts_as_clean(
     assert g.observe(_fail()) is None and g.level == 0
 
 
-def test_the_defaults_wait_three_failing_windows_and_climb_back_after_five_clean_seconds():
+def test_the_defaults_wait_three_failing_windows_and_try_the_level_above_after_five_seconds():
     g = Governor()
     assert [g.observe(_fail()) for _ in range(2)] == [None, None]
     assert g.observe(_fail()).level == 1
-    assert [g.observe(_clean()) for _ in range(4)] == [None] * 4
-    assert g.observe(_clean()).level == 0
+    # One session left: what the two showed at 25 fps no longer tells; 25 fps is tried after 5 s.
+    assert [g.observe(_clean(sessions=1)) for _ in range(4)] == [None] * 4
+    change = g.observe(_clean(sessions=1))
+    assert change.level == 0 and "not measured at 25.0 fps lately" in change.reason
+
+
+def test_a_level_that_showed_fewer_new_frames_is_not_tried_again_until_that_is_old():
+    g = Governor(OverloadPolicy(**dict(TIMING, memory_s=40.0)))
+    g.observe(_fail()), g.observe(_fail())  # 30 % missed at 25 fps: 17.5 new frames a second
+    assert g.level == 1
+    assert all(g.observe(_clean()) is None for _ in range(40))  # 20 a second here: better than 17.5
+    change = g.observe(_clean())
+    assert change is not None and change.level == 0  # over 40 s on, 25 fps is tried again
+
+
+def test_a_level_that_showed_more_new_frames_is_gone_back_to():
+    g = Governor(OverloadPolicy(**dict(TIMING, memory_s=40.0)))
+    for _ in range(6):
+        assert g.observe(Window(1.0, 50, 9, 2)) is None  # 18 % at 25 fps: under the 20 % that steps down
+    g.observe(_fail()), g.observe(_fail())  # a bad patch: 25 fps showed 18.25 new frames a second on average
+    assert g.level == 1
+    ups = [g.observe(Window(1.0, 40, 6, 2)) for _ in range(10)]  # 15 % at 20 fps: 17 a second
+    assert ups[:9] == [None] * 9 and ups[9].level == 0
+    assert ups[9].reason == "17.0 new frames a second here, 18.2 lately one level up"
 
 
 def test_a_level_steps_down_only_when_its_misses_cost_more_than_the_next_level_leaves_out():
@@ -95,7 +118,7 @@ def test_clean_windows_step_up_after_the_wait_and_a_relapse_doubles_it():
     g.observe(_fail()), g.observe(_fail())
     assert g.level == 1
     ups = [g.observe(_clean()) for _ in range(10)]
-    assert ups[:9] == [None] * 9 and ups[9].level == 0 and "10 s" in ups[9].reason
+    assert ups[:9] == [None] * 9 and ups[9].level == 0 and "not measured at 25.0 fps lately" in ups[9].reason
     g.observe(_fail()), g.observe(_fail())  # failed again 2 s after stepping up
     assert g.level == 1
     ups = [g.observe(_clean()) for _ in range(20)]
@@ -130,7 +153,7 @@ def test_a_disabled_policy_never_changes_or_refuses():
     assert g.level == 0 and not g.refuses_new() and g.last.miss_share == pytest.approx(0.3)
 
 
-@pytest.mark.parametrize("bad", [dict(fps=0), dict(min_fps=-1), dict(up_miss=0.2, down_miss=0.1),
+@pytest.mark.parametrize("bad", [dict(fps=0), dict(min_fps=-1), dict(down_miss=0), dict(memory_s=0),
                                  dict(down_windows=0), dict(up_after_s=0), dict(max_up_after_s=4)])
 def test_bad_policies_are_refused(bad):
     with pytest.raises(ValueError):
