@@ -12,8 +12,8 @@ Sans-I/O; `streaming/load_governor.py` feeds it one window of counts at a time.
   a row, steps every session of the process one level down. The threshold is the share of frames the
   next level leaves out (25 -> 20 fps: 20 %; 20 -> 16.7: 16.7 %; 16.7 -> 12.5: 25 %), at least
   `down_miss` (15 %): a session missing fewer shows more new frames where it is than it would one level
-  down missing none. They share its cores and its event loop, so one session
-  is not left starving while another runs at full rate.
+  down missing none. Every session of the process gets the same level: they share its cores and its
+  event loop, so one session is not left starving while another runs at full rate.
 * **Up.** After `up_after_s` at a level, one level up if the level above showed more new frames a second
   when it was last measured (within `memory_s`, and with the same number of sessions), or was not
   measured lately: then it is tried. A level above that fails again within `relapse_s` doubles the wait
@@ -55,7 +55,7 @@ class OverloadPolicy:
     enabled: bool = True  # False: always full rate, never refuses (the counts are still taken)
     fps: int = 25
     min_fps: float = 12.5  # the floor: the lowest step at or above it
-    down_miss: float = 0.15  # share of planned frames missed that makes a window a failing one
+    down_miss: float = 0.15  # the least share of frames missed that fails a window (the floor's, admission's)
     down_windows: int = 3  # failing windows in a row before a step down (a session's start is a blip, not a load)
     up_after_s: float = 5.0  # time at a level before a step up is considered
     max_up_after_s: float = 40.0
