@@ -65,13 +65,15 @@ async def main_async(args) -> dict:
                 step_args = argparse.Namespace(workers=args.workers, config=str(config), client="light",
                                                start_timeout=args.start_timeout, warmup=args.warmup,
                                                seconds=args.seconds, fps=args.fps, max_drop_pct=1.0)
-                s = await step(step_args, args.sessions, audio, Path(tmp), ("--allow-refused",))
+                s = await step(step_args, args.sessions, audio, Path(tmp),
+                               ("--allow-refused", "--stagger", str(args.stagger)))
                 sm = _summary(s)
                 print(f"run {run}, {policy}: {sm['sessions']} sessions ({sm['refused']} refused), fps shown "
                       f"{sm['fps_shown_min']}-{sm['fps_shown_max']}, audio min {sm['audio_min']}/s, "
                       f"server CPU {s['server_cpu_pct']} %", flush=True)
                 rows.append((run, policy, s))
     return {"rows": [{"run": r, "policy": p, **s} for r, p, s in rows], "sessions": args.sessions,
+            "stagger_s": args.stagger,
             "workers": args.workers, "fps": args.fps, "min_fps": args.min_fps, "input": described,
             "command": " ".join(sys.argv), "git_rev": git_rev(), "machine": machine_info(),
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
@@ -92,6 +94,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="after the last peer connected: time for the policy to settle before the span")
     p.add_argument("--fps", type=int, default=25)
     p.add_argument("--min-fps", type=float, default=12.5)
+    p.add_argument("--stagger", type=float, default=0.3,
+                   help="seconds between one viewer's first frames and the next viewer's offer: longer lets the "
+                   "policy settle between arrivals, so later offers meet a process at its floor")
     p.add_argument("--runs", type=int, default=1)
     p.add_argument("--audio")
     p.add_argument("--start-timeout", type=float, default=180.0)
