@@ -56,6 +56,8 @@ def test_overloaded_sessions_step_down_together_and_keep_their_voice():
                             "20 more frames sent by each session", 60)
                 async with server.http.get(server.url + "/health") as resp:
                     health = await resp.json()
+                # Read together: a level may change later (when one session has closed, the other's may rise).
+                health["shares"] = [r.frame_share for r in runners]
                 async with server.http.get(server.url + "/metrics") as resp:
                     metrics = await resp.text()
                 stats = [r.stats() for r in runners]
@@ -67,7 +69,7 @@ def test_overloaded_sessions_step_down_together_and_keep_their_voice():
     runners, sent, audio, lowered, voice, events, health, metrics, stats = asyncio.run(scenario())
     event = next(e for e in events if e.get("type") == "video_rate")
     assert event["fps"] < 25 and "frames missed" in event["reason"]
-    assert runners[0].frame_share == runners[1].frame_share < 1  # one level for every session of the process
+    assert health["shares"][0] == health["shares"][1] < 1  # one level for every session of the process
     origin = runners[0].scheduler.video_pts(0)
     for r in runners:
         after = sent[r.id][lowered[r.id]:]
@@ -80,7 +82,7 @@ def test_overloaded_sessions_step_down_together_and_keep_their_voice():
         pts = np.array(audio[r.id])
         assert np.all(np.diff(pts) > 0)
     load = health["load"]
-    assert load["level"] >= 1 and load["fps"] == pytest.approx(25 * float(runners[0].frame_share), abs=0.01)
+    assert load["level"] >= 1 and load["fps"] == pytest.approx(25 * float(health["shares"][0]), abs=0.01)
     assert "emolive_overload_level " in metrics and 'emolive_session_video_fps{session="' in metrics
     assert all(s["video_fps"] < 25 for s in stats)
 
