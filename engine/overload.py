@@ -18,8 +18,10 @@ Sans-I/O; `streaming/load_governor.py` feeds it one window of counts at a time.
   when it was last measured (within `memory_s`, and with the same number of sessions), or was not
   measured lately: then it is tried. A level above that fails again within `relapse_s` doubles the wait
   before the next try (up to `max_up_after_s`); one that held for `relapse_s` resets it.
-* **Admission.** At the floor with the last window still missing `down_miss`, the process takes no new
-  session: it would not hold, and it would take frames from the sessions already there.
+* **Admission.** At the floor, the process takes no new session that would leave its sessions missing
+  `down_miss` or more, reckoning that the new frames it shows a second stay what they are and are shared
+  by one session more (n sessions missing m: 1 - n (1 - m) / (n + 1)). Such a session would not hold, and
+  it would take frames from the sessions already there.
 * With no session the level goes back to full rate at once.
 """
 from __future__ import annotations
@@ -128,10 +130,14 @@ class Governor:
         return max(self.policy.down_miss, float(1 - SHARES[self.level + 1] / SHARES[self.level]))
 
     def refuses_new(self) -> bool:
-        """A new session would not hold: the sessions here are at the floor and still missing frames."""
-        p = self.policy
-        return (p.enabled and self.level == p.floor and self.last is not None
-                and self.last.miss_share >= p.down_miss)
+        """A new session would not hold: the sessions here are at the floor, where the process came down because
+        it could not keep up, and one more would miss down_miss or more. At the floor the process is taken as
+        saturated: the new frames it shows a second stay what they are, shared by one session more."""
+        p, w = self.policy, self.last
+        if not p.enabled or self.level != p.floor or w is None or w.sessions == 0:
+            return False
+        n = w.sessions
+        return 1.0 - n * (1.0 - w.miss_share) / (n + 1) >= p.down_miss
 
     def shown_per_s(self, level: int) -> float | None:
         """New frames a second a session showed lately at that level (None: not measured within memory_s)."""

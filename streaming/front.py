@@ -88,8 +88,8 @@ async def admit(request: web.Request, body: bytes, created: int, session_of) -> 
     if worker is None:
         if pool.busy():
             pool.counters["rejected_busy"] += 1
-            return _fail(503, "server_busy", "every worker's sessions already miss frames at the lowest frame rate; "
-                         "a new one would not hold: try again later", headers={"Retry-After": BUSY_RETRY_S})
+            return _fail(503, "server_busy", "every worker's sessions are at the lowest frame rate and a new one "
+                         "would not hold: try again later", headers={"Retry-After": BUSY_RETRY_S})
         return _fail(503, "no_worker", "no worker process is running; see the server log",
                      headers={"Retry-After": RETRY_AFTER_S})
     if (limited := over_session_budget(pool.budget, request)) is not None:

@@ -50,8 +50,9 @@ async def open_session(request: web.Request, sdp: str, *, avatar: str | None = N
     governor = app[GOVERNOR]
     if governor.refuses_new():  # engine/overload.py, "Admission"
         app[COUNTERS]["rejected_busy"] += 1
-        return fail(503, "server_busy", f"the sessions here already miss frames at {governor.governor.fps:.1f} fps; "
-                    "a new one would not hold: try again later", headers={"Retry-After": retry_after_s(BUSY_RETRY_S)})
+        return fail(503, "server_busy", f"the sessions here are at the lowest frame rate ({governor.governor.fps:.1f} "
+                    "fps) and a new one would not hold: try again later",
+                    headers={"Retry-After": retry_after_s(BUSY_RETRY_S)})
     if (limited := over_session_budget(app[BUDGET], request)) is not None:
         app[COUNTERS]["rejected_rate"] += 1
         return limited

@@ -109,8 +109,12 @@ def test_at_the_floor_and_still_missing_frames_new_sessions_are_refused():
     assert g.level == 1 and g.refuses_new()  # at the floor (20 fps) and failing
     g.observe(_fail())
     assert g.level == 1 and g.refuses_new()
-    g.observe(_clean())
-    assert not g.refuses_new()  # holding at the floor: a new session may be tried
+    g.observe(_clean(sessions=2))
+    assert g.refuses_new()  # holding at the floor, but 2 sessions' frames shared by 3: 33 % missed
+    g.observe(_clean(sessions=8))
+    assert not g.refuses_new()  # 8 sessions' frames shared by 9: 11 % missed, a new one may be tried
+    g.observe(Window(1.0, 50, 3, 8))
+    assert g.refuses_new()  # 6 % missed already: 17 % with one more
 
 
 def test_clean_windows_step_up_after_the_wait_and_a_relapse_doubles_it():
