@@ -119,7 +119,7 @@ class Governor:
 
     @property
     def fps(self) -> float:
-        return float(self.policy.fps * self.share)
+        return self._fps(self.level)
 
     def down_threshold(self) -> float:
         """The share of frames missed that makes a window a failing one at this level: down_miss, or more where
@@ -144,7 +144,7 @@ class Governor:
         seen = self._misses.get(level)
         if seen is None or seen[1] > self.policy.memory_s:
             return None
-        return float(self.policy.fps * SHARES[level]) * (1.0 - seen[0])
+        return self._fps(level) * (1.0 - seen[0])
 
     def observe(self, w: Window) -> Change | None:
         """Take one window; the change of level it makes, if any."""

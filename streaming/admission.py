@@ -67,6 +67,11 @@ class SessionBudget:
         return len(self._buckets)
 
 
+# server_busy (engine/overload.py, "Admission"): a level holds at least its up_after_s (5 s) before it may climb;
+# twice that
+BUSY_RETRY_S = 10.0
+
+
 def retry_after_s(wait_s: float) -> str:
     """The Retry-After header's value: whole seconds, at least 1."""
     return str(max(1, math.ceil(wait_s)))

@@ -26,10 +26,9 @@ from .app_common import CONFIG, MAX_OFFER_BYTES, add_routes
 from .app_common import fail as _fail
 from .app_common import guard as _guard
 from .app_common import over_session_budget, read_offer_body
+from .admission import BUSY_RETRY_S, retry_after_s
 from .worker_pool import Worker, WorkerPool
 from .whip import RETRY_AFTER_S
-
-BUSY_RETRY_S = "10"  # as the workers' own server_busy (streaming/session_open.py)
 
 log = logging.getLogger("emolive.front")
 POOL = web.AppKey("workers", object)
@@ -89,7 +88,7 @@ async def admit(request: web.Request, body: bytes, created: int, session_of) -> 
         if pool.busy():
             pool.counters["rejected_busy"] += 1
             return _fail(503, "server_busy", "every worker's sessions are at the lowest frame rate and a new one "
-                         "would not hold: try again later", headers={"Retry-After": BUSY_RETRY_S})
+                         "would not hold: try again later", headers={"Retry-After": retry_after_s(BUSY_RETRY_S)})
         return _fail(503, "no_worker", "no worker process is running; see the server log",
                      headers={"Retry-After": RETRY_AFTER_S})
     if (limited := over_session_budget(pool.budget, request)) is not None:

@@ -12,21 +12,13 @@ from .whip import add_routes
 
 
 def setup(app: web.Application) -> None:
-    add_routes(app, whip_post=whip_post, whip_delete=relay, whip_patch=relay, whep_post=whep_post, whep_head=relay,
-               whep_delete=relay, whep_default=whep_default)
+    add_routes(app, whip_post=open_session, whip_delete=relay, whip_patch=relay, whep_post=whep_post,
+               whep_head=relay, whep_delete=relay, whep_default=open_session)
 
 
-async def whip_post(request: web.Request) -> web.Response:
-    """POST /whip opens a session: admitted like any offer; its id is the last part of the Location."""
-    return await _open(request)
-
-
-async def whep_default(request: web.Request) -> web.Response:
-    """POST /whep opens a session (voiced by the server's own input): admitted the same way."""
-    return await _open(request)
-
-
-async def _open(request: web.Request) -> web.Response:
+async def open_session(request: web.Request) -> web.Response:
+    """POST /whip and POST /whep (a session voiced by the server's own input) open a session: admitted like
+    any offer; its id is the last part of the Location."""
     if (denied := guard(request)) is not None:
         return denied
     body = await read_offer_body(request)

@@ -31,8 +31,8 @@ async def metrics(request: web.Request) -> web.Response:
         lines += [f'emolive_whip_publish_errors_total{{category="{c}"}} {n}' for c, n in publishing.errors.items()]
     per_session = ("fps", "latency_ms_p50", "latency_ms_p95", "e2e_ms_p50", "e2e_ms_p95", "e2e_ms_p99",
                    "first_frame_ms", "av_offset_ms", "frames_sent", "frames_dropped", "frames_late",
-                   "frames_repeated", "frames_missed", "video_fps", "render_ms_p95", "render_budget_ms", "session_cpu_s",
-                   "process_rss_mb")
+                   "frames_repeated", "frames_missed", "video_fps", "render_ms_p95", "render_budget_ms",
+                   "session_cpu_s", "process_rss_mb")
     stats = {sid[:8]: runner.stats() for sid, runner in list(app[SESSIONS].items())}
     for key in per_session:
         lines.append(f"# TYPE emolive_session_{key} gauge")

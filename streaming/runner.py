@@ -90,7 +90,8 @@ class SessionRunner:
         self._encoders: list = []  # tuned video encoders made for this session's sender (closed with it)
         self._frame_s: deque[float] = deque(maxlen=25)  # face state + render of the last frames (s)
         self.counters = {"frames_rendered": 0, "frames_late": 0, "frames_sent": 0, "frames_dropped": 0,
-                         "frames_missed": 0, "frames_unsent": 0, "audio_chunks_in": 0, "audio_chunks_shed": 0, "errors": 0}
+                         "frames_missed": 0, "frames_unsent": 0, "audio_chunks_in": 0, "audio_chunks_shed": 0,
+                         "errors": 0}
         # The share of timeline frames shown (engine/overload.py): below 1 when the process is overloaded; the
         # render loop and the video sender both skip the frames left out. Set by streaming/load_governor.py.
         self.frame_share = Fraction(1)

@@ -13,7 +13,7 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
 from engine.emotion import EmotionError
 
-from .admission import retry_after_s
+from .admission import BUSY_RETRY_S, retry_after_s
 from .app_common import BUDGET, CONFIG, COUNTERS, GOVERNOR, INPUT, PARTS, POOL, SESSIONS, fail, over_session_budget
 from .livelink_out import LIVELINK
 from .liveness import watch_peer
@@ -23,8 +23,6 @@ from .sdp_check import BadOffer, check_offer
 from .session_io import attach_browser_audio, start_recording
 
 log = logging.getLogger("emolive.server")
-
-BUSY_RETRY_S = 10.0  # server_busy: a level holds at least up_after_s (5 s) before it may climb; twice that
 
 
 @dataclass

@@ -93,8 +93,9 @@ class VideoOutTrack(MediaStreamTrack):
         # After a stall, skip to the frame due now rather than bursting stale ones; at a reduced rate
         # (engine/overload.py) to the next frame shown.
         k = next_shown(due if self._next is None or self._next < due else self._next, r.frame_share)
-        if self._next is not None and k > self._next and (unsent := shown_between(self._next - 1, k - 1, r.frame_share)):
-            r.on_video_unsent(unsent)  # due at the session's rate, never sent
+        if self._next is not None and k > self._next:
+            if unsent := shown_between(self._next - 1, k - 1, r.frame_share):
+                r.on_video_unsent(unsent)  # due at the session's rate, never sent
         await sleep_until(sched.clock, sched.video_deadline(k))
         self._next = k + 1
         await self._grace(k)

@@ -116,7 +116,7 @@ async def _read_sdp(request: web.Request) -> str | web.Response:
 
 def _with_retry_after(resp: web.Response) -> web.Response:
     if resp.status == 503:
-        resp.headers["Retry-After"] = RETRY_AFTER_S
+        resp.headers.setdefault("Retry-After", RETRY_AFTER_S)
     return resp
 
 

@@ -19,12 +19,14 @@ import aiohttp
 
 from .admission import SessionBudget
 from .app_common import WorkerStartError
+from engine.overload import OverloadPolicy
+
 from .config import ServerConfig
 
 log = logging.getLogger("emolive.front")
 START_TIMEOUT_S = 180.0  # a worker loads the models and builds the default avatar before it answers
 POLL_S = 1.0
-STARVED_MISS = 0.15  # as engine/overload.py OverloadPolicy.down_miss, also where the policy is off
+STARVED_MISS = OverloadPolicy().down_miss  # judged also where a worker's policy is off
 DEFAULT_SESSION_CPU = 0.45  # cores a 512 x 512 25 fps meshwarp session takes (docs/design/performance.md)
 
 MAX_RESTARTS = 5  # per worker slot within RESTART_WINDOW_S; beyond, the slot stays down

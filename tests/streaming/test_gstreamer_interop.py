@@ -121,7 +121,6 @@ def test_gstreamer_publishes_the_voice_and_plays_the_avatar(parts, long_speech, 
     assert done["audio_peak"] > 0.05, done  # the publisher's voice, relayed to the player
     assert ended["status"] == 200 and left == 0
     opening = mouth_openings(frames_path, redetect)
-    print("gstreamer player: mouth opening range", round(float(opening.max() - opening.min()), 3))
     assert opening.max() - opening.min() > 0.03, opening.round(3)  # the mouth moves with the voice
 
 
